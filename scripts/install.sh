@@ -1,0 +1,31 @@
+#!/bin/bash
+# One-step set-up on a fresh Debian (bookworm) machine, as root: the system packages sampan
+# and its tests use, and a virtualenv in .venv made from Debian's own python3 (not a shim),
+# so that the console scripts start the interpreter directly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv python3-dev gcc                 # the venv and its interpreter
+  libseccomp2 busybox-static iproute2 procps util-linux  # runtime parts, base rootfs
+  runc podman conmon uidmap fuse-overlayfs crun tini  # peers the tests compare with
+  skopeo umoci docker-registry apache2-utils openssl  # image tooling and the test registry
+  nftables iptables hyperfine iperf3 curl git         # networking and benchmarks
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "sampan installed in $(pwd)/.venv" >&2

@@ -1,0 +1,59 @@
+"""The message channel between the runtime and the processes it forks.
+
+A SOCK_SEQPACKET socketpair keeps message boundaries, so each JSON message is one read, and
+it carries file descriptors (the pty master) with SCM_RIGHTS. If the other side dies the
+read returns b"" at once, so a crashed init can never leave the runtime waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+
+class ChannelClosed(Exception):
+    """The peer exited before sending what was expected."""
+
+
+class Channel:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, kind: str, fds: list[int] | None = None, **data: Any) -> None:
+        payload = json.dumps({"type": kind, **data}).encode()
+        if fds:
+            socket.send_fds(self.sock, [payload], fds)
+        else:
+            self.sock.send(payload)
+
+    def recv(self) -> tuple[dict[str, Any], list[int]]:
+        payload, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 4)
+        if not payload:
+            raise ChannelClosed("the container process exited during set-up")
+        message: dict[str, Any] = json.loads(payload)
+        return message, fds
+
+    def expect(self, *kinds: str) -> tuple[dict[str, Any], list[int]]:
+        """Receive one message of one of ``kinds``; an ``error`` from the peer is raised."""
+        message, fds = self.recv()
+        if message["type"] == "error":
+            raise SetupError(message.get("message", "unknown error"))
+        if message["type"] not in kinds:
+            raise SetupError(f"internal error: expected {kinds}, got {message['type']!r}")
+        return message, fds
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class SetupError(Exception):
+    """Container set-up failed inside the new namespaces; the message says where."""

@@ -1,0 +1,531 @@
+"""Container lifecycle in the runtime process: create, start, state, kill, exec, delete.
+
+The runtime process is short-lived, as runc is: ``create`` forks the container's init,
+waits until it is ready and blocked on exec.fifo, records the state and exits. Every later
+command reads the state back and looks at the kernel (is the pid alive, is the cgroup
+frozen) to tell the status; the state directory is never the only source of truth.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..cgroups import Cgroup, open_cgroup
+from ..kernel import caps, seccomp
+from ..kernel import syscalls as k
+from ..oci.spec import SPEC_VERSION, ConfigError, Process, Spec, parse_spec
+from . import hooks, process
+from .channel import Channel, ChannelClosed, SetupError
+from .init import InitContext, run_stage1
+from .state import ContainerError, ContainerRecord, StateStore
+
+CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", \
+    "creating"
+
+
+@dataclass
+class Started:
+    """A process the runtime forked and still has to do something with."""
+
+    pid: int
+    pty_master: int = -1
+
+
+def _pid_start_time(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat: tells a reused pid from ours. 0 if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return 0
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return 0
+    return int(fields[19])
+
+
+class Runtime:
+    """The runtime's commands over one state root (runc's --root)."""
+
+    def __init__(self, root: str) -> None:
+        self.store = StateStore(root)
+
+    # ---- queries -------------------------------------------------------------------
+
+    def load(self, container_id: str) -> tuple[ContainerRecord, Spec]:
+        record = self.store.load(container_id)
+        spec = parse_spec(self.store.config(container_id))
+        return record, spec
+
+    def status(self, record: ContainerRecord) -> str:
+        if record.pid <= 0:
+            return CREATING
+        if _pid_start_time(record.pid) != record.pid_start:
+            return STOPPED
+        if os.path.exists(os.path.join(self.store.dir(record.id), "exec.fifo")):
+            return CREATED
+        cgroup = self._cgroup(record)
+        if cgroup is not None and cgroup.is_frozen():
+            return PAUSED
+        return RUNNING
+
+    def state(self, container_id: str) -> dict[str, object]:
+        record = self.store.load(container_id)
+        status = self.status(record)
+        return {
+            "ociVersion": SPEC_VERSION,
+            "id": record.id,
+            "pid": record.pid if status != STOPPED else 0,
+            "status": status,
+            "bundle": record.bundle,
+            "rootfs": record.rootfs,
+            "created": record.created,
+            "owner": record.owner,
+            "annotations": record.annotations,
+        }
+
+    def list(self) -> list[dict[str, object]]:
+        out = []
+        for cid in self.store.ids():
+            try:
+                out.append(self.state(cid))
+            except (ContainerError, OSError, ValueError):
+                continue
+        return out
+
+    def _cgroup(self, record: ContainerRecord) -> Cgroup | None:
+        try:
+            return open_cgroup(record.cgroups_path, record.id)
+        except OSError:
+            return None
+
+    # ---- create / start --------------------------------------------------------------
+
+    def create(self, container_id: str, bundle: str, *, console_socket: str | None = None,
+               pid_file: str | None = None, no_pivot: bool = False, preserve_fds: int = 0,
+               detach_terminal: bool = True) -> Started:
+        """Create the container; its init waits on exec.fifo for ``start``."""
+        bundle = os.path.abspath(bundle)
+        spec = parse_spec(_read_json(os.path.join(bundle, "config.json")))
+        proc = spec.process
+        if proc is None:
+            raise ConfigError("process: required to create a container")
+        assert spec.root is not None
+        rootfs_path = os.path.normpath(os.path.join(bundle, spec.root.path))
+        if not os.path.isdir(rootfs_path):
+            raise ConfigError(f"root.path: {rootfs_path} is not a directory")
+        if proc.terminal and detach_terminal and not console_socket:
+            raise ConfigError("process.terminal: cannot allocate a tty when the runtime "
+                              "detaches without --console-socket")
+        if spec.namespace("mount") is None:
+            raise ConfigError("linux.namespaces: a mount namespace is required")
+        _check_security_labels(proc)
+        process.check_rlimits(proc.rlimits)
+        filt, capset = _compile_security(spec, proc)
+        state_dir = self.store.reserve(container_id)
+        record = ContainerRecord(
+            id=container_id, bundle=bundle, rootfs=rootfs_path,
+            created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            owner="root" if os.geteuid() == 0 else str(os.geteuid()),
+            annotations=spec.annotations or {},
+            cgroups_path=spec.linux.cgroups_path if spec.linux else None)
+        cgroup: Cgroup | None = None
+        started: Started | None = None
+        try:
+            with open(os.path.join(state_dir, "config.json"), "w") as f:
+                json.dump(spec.to_json(), f)
+            fifo = os.path.join(state_dir, "exec.fifo")
+            os.mkfifo(fifo, 0o622)
+            fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+            cgroup = open_cgroup(record.cgroups_path, container_id)
+            cgroup.create()
+            cgroup.set(spec.linux.resources if spec.linux else None)
+            record.cgroup_paths = dict(cgroup.paths)
+            self.store.save(record)
+            ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
+                              rootfs=rootfs_path, fifo_fd=fifo_fd, no_pivot=no_pivot,
+                              cgroup_mounts=cgroup.mount_sources(),
+                              seccomp_filter=filt, capabilities=capset,
+                              state=self._hook_state(record, CREATING))
+            _namespaces_into(ctx, spec)
+            started = self._spawn(ctx, cgroup, console_socket, preserve_fds,
+                                  lambda pid: self._before_pivot(record, spec, pid))
+            os.close(fifo_fd)
+            record.pid = started.pid
+            record.pid_start = _pid_start_time(started.pid)
+            self.store.save(record)
+            if pid_file:
+                _write_pid_file(pid_file, started.pid)
+            return started
+        except BaseException:
+            if started is not None:
+                _kill_and_reap(started.pid)
+            if cgroup is not None:
+                cgroup.destroy()
+            self.store.remove(container_id)
+            raise
+
+    def _before_pivot(self, record: ContainerRecord, spec: Spec, pid: int) -> None:
+        """prestart and createRuntime hooks: in the runtime's namespaces, before pivot."""
+        if spec.hooks:
+            state = self._hook_state(record, CREATING, pid)
+            hooks.run((spec.hooks.prestart or []) + (spec.hooks.create_runtime or []), state,
+                      "createRuntime")
+
+    def _hook_state(self, record: ContainerRecord, status: str,
+                    pid: int | None = None) -> dict[str, object]:
+        state: dict[str, object] = {"ociVersion": SPEC_VERSION, "id": record.id,
+                                    "status": status, "bundle": record.bundle,
+                                    "annotations": record.annotations}
+        if pid:
+            state["pid"] = pid
+        return state
+
+    def _spawn(self, ctx: InitContext, cgroup: Cgroup, console_socket: str | None,
+               preserve_fds: int, on_hooks: Callable[[int], None]) -> Started:
+        """Fork stage 1, answer its requests, and return stage 2's pid once it is ready."""
+        import socket
+
+        process.close_inherited_fds(2 + preserve_fds)
+        console: socket.socket | None = None
+        if ctx.process.terminal and console_socket:
+            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                console.connect(console_socket)
+            except OSError as exc:
+                raise ContainerError(f"--console-socket {console_socket}: "
+                                     f"{exc.strerror}") from None
+            ctx.console_fd = console.fileno()
+        parent, child = Channel.pair()
+        ctx.channel = child
+        k.set_child_subreaper()
+        stage1 = os.fork()
+        if stage1 == 0:
+            parent.close()
+            run_stage1(ctx)
+        child.close()
+        if console is not None:
+            console.close()
+        pid = 0
+        try:
+            cgroup.apply(stage1)
+            parent.send("go")
+            if ctx.userns:
+                parent.expect("userns")
+                _write_id_maps(stage1, ctx.spec)
+                parent.send("userns-done")
+            pid = parent.expect("pid")[0]["pid"]
+            os.waitpid(stage1, 0)
+            started = Started(pid)
+            while True:
+                message, fds = parent.expect("hooks", "pty", "ready")
+                if message["type"] == "hooks":
+                    on_hooks(pid)
+                    parent.send("hooks-done")
+                elif message["type"] == "pty":
+                    started.pty_master = fds[0]
+                else:
+                    return started
+        except ChannelClosed:
+            raise SetupError("the container's init exited during set-up") from None
+        except BaseException:
+            if pid:
+                _kill_and_reap(pid)
+            _reap(stage1)
+            raise
+        finally:
+            parent.close()
+
+    def start(self, container_id: str) -> None:
+        record, spec = self.load(container_id)
+        status = self.status(record)
+        if status != CREATED:
+            raise ContainerError(f"cannot start a container that has {status}"
+                                 if status == STOPPED else
+                                 f"cannot start an already {status} container")
+        fifo = os.path.join(self.store.dir(container_id), "exec.fifo")
+        _await_fifo(fifo, record.pid)
+        os.unlink(fifo)
+        if spec.hooks and spec.hooks.poststart:
+            try:
+                hooks.run(spec.hooks.poststart, self._hook_state(record, RUNNING, record.pid),
+                          "poststart")
+            except hooks.HookError as exc:
+                print(f"warning: {exc}", file=__import__("sys").stderr)
+
+    # ---- signals, pause, delete --------------------------------------------------------
+
+    def kill(self, container_id: str, sig: int, all_processes: bool = False) -> None:
+        record = self.store.load(container_id)
+        status = self.status(record)
+        if status == STOPPED and not all_processes:
+            raise ContainerError("container not running")
+        if all_processes:
+            cgroup = self._cgroup(record)
+            if cgroup is not None:
+                if status == PAUSED:
+                    cgroup.kill(sig)
+                    cgroup.thaw()
+                else:
+                    cgroup.kill(sig)
+                return
+        _signal(record, sig)
+
+    def pause(self, container_id: str) -> None:
+        record = self.store.load(container_id)
+        status = self.status(record)
+        if status != RUNNING:
+            raise ContainerError(f"container not running: {status}")
+        self._require_cgroup(record).freeze()
+
+    def resume(self, container_id: str) -> None:
+        record = self.store.load(container_id)
+        status = self.status(record)
+        if status != PAUSED:
+            raise ContainerError(f"container not paused: {status}")
+        self._require_cgroup(record).thaw()
+
+    def _require_cgroup(self, record: ContainerRecord) -> Cgroup:
+        cgroup = self._cgroup(record)
+        if cgroup is None:
+            raise ContainerError(f"container {record.id} has no cgroup")
+        return cgroup
+
+    def pids(self, container_id: str) -> list[int]:
+        record = self.store.load(container_id)
+        return self._require_cgroup(record).pids()
+
+    def update(self, container_id: str, resources: object) -> None:
+        record, spec = self.load(container_id)
+        if self.status(record) == STOPPED:
+            raise ContainerError("cannot update a stopped container")
+        from ..oci.decode import DecodeError, decode
+        from ..oci.spec import Resources
+
+        try:
+            res = decode(Resources, resources, "linux.resources")
+        except DecodeError as exc:
+            raise ConfigError(str(exc)) from None
+        self._require_cgroup(record).set(res)
+        # Keep config.json in step so that later reads see what is in force.
+        data = self.store.config(container_id)
+        merged = _merge(data.setdefault("linux", {}).setdefault("resources", {}),
+                        resources if isinstance(resources, dict) else {})
+        data["linux"]["resources"] = merged
+        path = os.path.join(self.store.dir(container_id), "config.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(data, f)
+        os.replace(path + ".tmp", path)
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        record = self.store.load(container_id)
+        status = self.status(record)
+        if status in (RUNNING, PAUSED) and not force:
+            raise ContainerError(f"cannot delete container {container_id} that is not "
+                                 f"stopped: {status}")
+        cgroup = self._cgroup(record)
+        if status != STOPPED:
+            if cgroup is not None:
+                cgroup.kill(signal.SIGKILL)
+                if status == PAUSED:
+                    cgroup.thaw()
+            _signal(record, signal.SIGKILL)
+            _wait_gone(record)
+        if cgroup is not None:
+            cgroup.destroy()
+        try:
+            spec = parse_spec(self.store.config(container_id))
+        except (OSError, ValueError):
+            spec = None
+        self.store.remove(container_id)
+        if spec is not None and spec.hooks and spec.hooks.poststop:
+            try:
+                hooks.run(spec.hooks.poststop, self._hook_state(record, STOPPED), "poststop")
+            except hooks.HookError as exc:
+                print(f"warning: {exc}", file=__import__("sys").stderr)
+
+    def oom_killed(self, container_id: str) -> bool:
+        record = self.store.load(container_id)
+        cgroup = self._cgroup(record)
+        return cgroup is not None and cgroup.oom_kills() > 0
+
+    # ---- exec -----------------------------------------------------------------------
+
+    def exec(self, container_id: str, proc: Process, *, console_socket: str | None = None,
+             pid_file: str | None = None, detach: bool = False,
+             preserve_fds: int = 0) -> Started:
+        record, spec = self.load(container_id)
+        status = self.status(record)
+        if status not in (CREATED, RUNNING):
+            raise ContainerError(f"cannot exec in a {status} container")
+        if proc.terminal and detach and not console_socket:
+            raise ConfigError("process.terminal: cannot allocate a tty when the runtime "
+                              "detaches without --console-socket")
+        _check_security_labels(proc)
+        process.check_rlimits(proc.rlimits)
+        filt, capset = _compile_security(spec, proc)
+        ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
+                          seccomp_filter=filt, capabilities=capset, is_exec=True)
+        own = {kind: _ns_inode(f"/proc/self/ns/{name}")
+               for kind, name in k.NAMESPACE_FILES.items()}
+        for kind, name in k.NAMESPACE_FILES.items():
+            path = f"/proc/{record.pid}/ns/{name}"
+            target = _ns_inode(path)
+            if target is not None and target != own.get(kind):
+                ctx.join[kind] = path
+        cgroup = self._require_cgroup(record)
+        started = self._spawn(ctx, cgroup, console_socket, preserve_fds, lambda pid: None)
+        if pid_file:
+            _write_pid_file(pid_file, started.pid)
+        return started
+
+
+def _ns_inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _namespaces_into(ctx: InitContext, spec: Spec) -> None:
+    for ns in (spec.linux.namespaces if spec.linux else None) or []:
+        if ns.path:
+            ctx.join[ns.type] = ns.path
+        elif ns.type == "user":
+            ctx.userns = True
+        else:
+            ctx.new_namespaces |= k.NAMESPACE_FLAGS[ns.type]
+
+
+def _compile_security(spec: Spec, proc: Process) -> tuple[seccomp.Filter | None,
+                                                            caps.CapabilitySet | None]:
+    linux = spec.linux
+    filt = seccomp.compile(linux.seccomp) if linux and linux.seccomp else None
+    capset = caps.CapabilitySet.from_spec(proc.capabilities)
+    return filt, capset
+
+
+def _check_security_labels(proc: Process) -> None:
+    if proc.apparmor_profile and proc.apparmor_profile != "unconfined":
+        try:
+            with open("/sys/module/apparmor/parameters/enabled") as f:
+                enabled = f.read().strip() == "Y"
+        except OSError:
+            enabled = False
+        if not enabled:
+            raise ConfigError(f"process.apparmorProfile: {proc.apparmor_profile!r} requested "
+                              "but AppArmor is not enabled on this host")
+    if proc.selinux_label and not os.path.exists("/sys/fs/selinux/enforce"):
+        raise ConfigError(f"process.selinuxLabel: {proc.selinux_label!r} requested but "
+                          "SELinux is not enabled on this host")
+
+
+def _write_id_maps(pid: int, spec: Spec) -> None:
+    linux = spec.linux
+    assert linux is not None
+    for name, field, mappings in (("uid_map", "uidMappings", linux.uid_mappings),
+                                  ("gid_map", "gidMappings", linux.gid_mappings)):
+        if not mappings:
+            raise ConfigError(f"linux.{field}: a new user namespace needs mappings")
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(text)
+
+
+def _signal(record: ContainerRecord, sig: int) -> None:
+    if _pid_start_time(record.pid) != record.pid_start:
+        raise ContainerError("container not running")
+    try:
+        fd = k.pidfd_open(record.pid)
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            raise ContainerError("container not running") from None
+        raise
+    try:
+        k.pidfd_send_signal(fd, sig)
+    finally:
+        os.close(fd)
+
+
+def _wait_gone(record: ContainerRecord, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _pid_start_time(record.pid) == record.pid_start:
+        try:
+            os.waitpid(record.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if time.monotonic() > deadline:
+            raise ContainerError(f"container {record.id} did not stop after SIGKILL")
+        time.sleep(0.005)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _await_fifo(fifo: str, pid: int) -> None:
+    """Open exec.fifo for reading without hanging if the init died meanwhile."""
+    import select
+
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ContainerError("container is not in created state") from None
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            if poller.poll(100):
+                data = os.read(fd, 1)
+                if data:
+                    return
+            if _pid_start_time(pid) == 0:
+                raise ContainerError("the container's init exited before start")
+    finally:
+        os.close(fd)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _read_json(path: str) -> object:
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (is --bundle right?)") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON: {exc}") from None
+
+
+def _merge(base: dict[str, object], update: dict[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)  # type: ignore[arg-type]
+        else:
+            out[key] = value
+    return out

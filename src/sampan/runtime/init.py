@@ -1,0 +1,244 @@
+"""What runs in the forked children: entering namespaces and becoming the container.
+
+Two processes, as runc's nsexec: stage 1 joins or unshares the namespaces (a user
+namespace first, so the runtime can write its id maps), then forks stage 2, which is PID 1
+of a new PID namespace and the container's init. Stage 2 builds the rootfs, pivots, drops
+privileges, tells the runtime it is ready and blocks on exec.fifo until ``start``.
+Both stages report failures over the channel, so the runtime can print them and clean up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import traceback
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from ..kernel import caps, seccomp
+from ..kernel import syscalls as k
+from ..oci.spec import Process, Spec
+from . import hooks, process, rootfs
+from .channel import Channel
+
+
+@dataclass
+class InitContext:
+    """Everything the children need, prepared by the runtime before fork."""
+
+    spec: Spec
+    process: Process
+    channel: Channel
+    rootfs: str = ""
+    fifo_fd: int = -1  # O_PATH fd of exec.fifo; -1 for exec (no wait for start)
+    console_fd: int = -1  # connected --console-socket; -1 = send the pty to the runtime
+    no_pivot: bool = False
+    cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
+    join: dict[str, str] = field(default_factory=dict)  # namespace type → path to setns
+    new_namespaces: int = 0  # CLONE_* flags to unshare
+    userns: bool = False
+    seccomp_filter: seccomp.Filter | None = None
+    capabilities: caps.CapabilitySet | None = None
+    state: dict[str, object] = field(default_factory=dict)  # for createContainer hooks
+    is_exec: bool = False
+
+
+def run_stage1(ctx: InitContext) -> NoReturn:
+    try:
+        ctx.channel.expect("go")
+        # A user namespace comes first so that the others are owned by it.
+        if "user" in ctx.join:
+            _setns(ctx.join["user"], k.CLONE_NEWUSER)
+        if ctx.userns:
+            k.unshare(k.CLONE_NEWUSER)
+            ctx.channel.send("userns")
+            ctx.channel.expect("userns-done")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for kind, path in ctx.join.items():
+            if kind != "user":
+                _setns(path, k.NAMESPACE_FLAGS[kind])
+        if ctx.new_namespaces:
+            k.unshare(ctx.new_namespaces)
+        linux = ctx.spec.linux
+        if ctx.new_namespaces & k.CLONE_NEWTIME and linux and linux.time_offsets:
+            with open("/proc/self/timens_offsets", "w") as f:
+                for clock, off in linux.time_offsets.items():
+                    f.write(f"{clock} {off.secs} {off.nanosecs}\n")
+        pid = os.fork()
+        if pid == 0:
+            run_stage2(ctx)
+        ctx.channel.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as exc:
+        _fail(ctx.channel, exc)
+
+
+def _setns(path: str, nstype: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        k.setns(fd, nstype)
+    except OSError as exc:
+        raise OSError(exc.errno, f"joining namespace {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _fail(channel: Channel, exc: BaseException) -> NoReturn:
+    if isinstance(exc, process.ExecNotFound | OSError | ValueError | hooks.HookError):
+        message = str(exc)
+    else:
+        message = "".join(traceback.format_exception(exc)).strip()
+    try:
+        channel.send("error", message=message)
+    finally:
+        os._exit(1)
+
+
+def run_stage2(ctx: InitContext) -> NoReturn:
+    try:
+        _become_container(ctx)
+    except BaseException as exc:
+        _fail(ctx.channel, exc)
+
+
+def _become_container(ctx: InitContext) -> NoReturn:
+    spec, proc, linux = ctx.spec, ctx.process, ctx.spec.linux
+    pty_slave = -1
+    if not ctx.is_exec:
+        if ctx.new_namespaces & k.CLONE_NEWNS:
+            _prepare_rootfs(ctx)
+        if spec.hostname is not None:
+            k.sethostname(spec.hostname)
+        if spec.domainname is not None:
+            k.setdomainname(spec.domainname)
+        if ctx.new_namespaces & k.CLONE_NEWNET:
+            _loopback_up()
+    if proc.terminal:
+        pty_slave = _open_console(ctx)
+    if not ctx.is_exec and linux:
+        for key, value in (linux.sysctl or {}).items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        rootfs.readonly_paths(linux.readonly_paths or [])
+        rootfs.mask_paths(linux.masked_paths or [])
+    if linux and linux.personality:
+        _set_personality(linux.personality.domain)
+    process.set_oom_score_adj(proc.oom_score_adj)
+    process.apply_rlimits(proc.rlimits)
+    if pty_slave >= 0:
+        process.make_controlling_tty(pty_slave)
+    elif not ctx.is_exec:
+        os.setsid()
+    if ctx.seccomp_filter is not None and not proc.no_new_privileges:
+        ctx.seccomp_filter.load()
+    capset = ctx.capabilities
+    if capset is not None:
+        caps.drop_bounding(capset.bounding)
+    process.switch_user(proc)
+    if capset is not None:
+        caps.apply(capset)
+    os.chdir(proc.cwd)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    if proc.no_new_privileges:
+        k.set_no_new_privs()
+    env = proc.env or []
+    assert proc.args
+    path = process.lookpath(proc.args[0], env)
+    ctx.channel.send("ready")
+    ctx.channel.close()
+    if ctx.fifo_fd >= 0:
+        fifo = os.open(f"/proc/self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fifo, b"0")
+        os.close(fifo)
+        os.close(ctx.fifo_fd)
+        if spec.hooks and spec.hooks.start_container:
+            state = dict(ctx.state, pid=os.getpid(), status="created")
+            hooks.run(spec.hooks.start_container, state, "startContainer")
+    if ctx.seccomp_filter is not None and proc.no_new_privileges:
+        ctx.seccomp_filter.load()
+    try:
+        process.execve(path, proc.args, env)
+    except OSError as exc:
+        os.write(2, f"exec {path}: {exc.strerror}\n".encode())
+        os._exit(126)
+
+
+def _prepare_rootfs(ctx: InitContext) -> None:
+    spec = ctx.spec
+    linux = spec.linux
+    propagation = rootfs.PROPAGATION.get(
+        (linux.rootfs_propagation if linux else None) or "rslave", k.MS_SLAVE | k.MS_REC)
+    k.mount(None, "/", None, propagation)
+    root = ctx.rootfs
+    k.mount(root, root, None, k.MS_BIND | k.MS_REC)
+    for mount in spec.mounts or []:
+        try:
+            rootfs.mount_entry(root, mount, ctx.cgroup_mounts)
+        except OSError as exc:
+            raise OSError(exc.errno, f"mounting {mount.source or mount.type} on "
+                          f"{mount.destination}: {exc.strerror}") from None
+    if not rootfs.has_dev_mount(spec):
+        devices = list(rootfs.DEFAULT_DEVICES) + list((linux.devices if linux else None) or [])
+        rootfs.create_devices(root, devices, bind=ctx.userns or "user" in ctx.join)
+        rootfs.dev_symlinks(root)
+    if spec.hooks and spec.hooks.create_container:
+        ctx.channel.send("hooks")
+        ctx.channel.expect("hooks-done")
+        hooks.run(spec.hooks.create_container, dict(ctx.state, pid=os.getpid()),
+                  "createContainer")
+    elif spec.hooks and (spec.hooks.prestart or spec.hooks.create_runtime):
+        ctx.channel.send("hooks")
+        ctx.channel.expect("hooks-done")
+    if ctx.no_pivot:
+        rootfs.move_into(root)
+    else:
+        rootfs.pivot_into(root)
+    if spec.root and spec.root.readonly:
+        rootfs.remount_bind("/", k.MS_RDONLY)
+
+
+def _open_console(ctx: InitContext) -> int:
+    """Create the pty inside the container and hand its master to the console socket."""
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+    size = ctx.process.console_size
+    if size is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size.height, size.width,
+                                                           0, 0))
+    if not ctx.is_exec:
+        console = "/dev/console"
+        if not os.path.exists(console):
+            os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        k.mount(os.ttyname(slave), console, None, k.MS_BIND)
+    if ctx.console_fd >= 0:
+        sock = socket.socket(fileno=ctx.console_fd)
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        sock.close()
+    else:
+        ctx.channel.send("pty", fds=[master])
+    os.close(master)
+    return slave
+
+
+def _loopback_up() -> None:
+    """Bring up lo in a new network namespace, as runc's loopback strategy does."""
+    import fcntl
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, siocgifflags, ifreq))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14s", b"lo", flags | iff_up, b""))
+
+
+_PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def _set_personality(domain: str) -> None:
+    if domain not in _PERSONALITIES:
+        raise ValueError(f"linux.personality.domain: unknown domain {domain!r}")
+    k.personality(_PERSONALITIES[domain])

@@ -1,0 +1,97 @@
+"""Where a container's runtime state lives between commands (like runc's /run/runc/<id>).
+
+Each container has a directory under the runtime root holding ``state.json`` (our record),
+``config.json`` (the spec as it was at create time: exec, update and delete read it) and,
+until ``start``, the ``exec.fifo`` the init blocks on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_ROOT = "/run/sampan-runtime"
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+
+
+class ContainerError(Exception):
+    """A user-facing runtime failure (bad id, wrong state, missing container...)."""
+
+
+@dataclass
+class ContainerRecord:
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int = 0
+    pid_start: int = 0
+    created: str = ""
+    owner: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
+    cgroups_path: str | None = None
+    namespace_paths: dict[str, str] = field(default_factory=dict)
+
+
+def validate_id(container_id: str) -> None:
+    if not container_id:
+        raise ContainerError("container id cannot be empty")
+    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+        raise ContainerError(f"invalid container id format: {container_id}")
+
+
+class StateStore:
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = root
+
+    def dir(self, container_id: str) -> str:
+        validate_id(container_id)
+        return os.path.join(self.root, container_id)
+
+    def reserve(self, container_id: str) -> str:
+        """Create the container's directory; fails if the id is taken."""
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        path = self.dir(container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerError(f"container with id exists: {container_id}") from None
+        return path
+
+    def exists(self, container_id: str) -> bool:
+        return os.path.exists(os.path.join(self.dir(container_id), "state.json"))
+
+    def save(self, record: ContainerRecord) -> None:
+        path = os.path.join(self.dir(record.id), "state.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(record), f)
+        os.replace(tmp, path)
+
+    def load(self, container_id: str) -> ContainerRecord:
+        path = os.path.join(self.dir(container_id), "state.json")
+        try:
+            with open(path) as f:
+                data: dict[str, Any] = json.load(f)
+        except FileNotFoundError:
+            raise ContainerError(f"container does not exist: {container_id}") from None
+        return ContainerRecord(**data)
+
+    def config(self, container_id: str) -> dict[str, Any]:
+        with open(os.path.join(self.dir(container_id), "config.json")) as f:
+            data: dict[str, Any] = json.load(f)
+        return data
+
+    def remove(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+
+    def ids(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.exists(os.path.join(self.root, n, "state.json"))]

@@ -1,0 +1,91 @@
+"""Bundles and runtime invocations shared by the runtime tests (sampan and runc alike)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+VENV_BIN = os.path.dirname(sys.executable)
+SAMPAN_RUNTIME = os.path.join(VENV_BIN, "sampan-runtime")
+BUSYBOX = "/bin/busybox"
+
+
+def make_rootfs(path: str) -> str:
+    """A minimal rootfs: static busybox with every applet linked, passwd and group."""
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "home"):
+        os.makedirs(os.path.join(path, d), exist_ok=True)
+    os.chmod(os.path.join(path, "tmp"), 0o1777)
+    shutil.copy2(BUSYBOX, os.path.join(path, "bin/busybox"))
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", os.path.join(path, "bin", applet))
+    with open(os.path.join(path, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
+    with open(os.path.join(path, "etc/group"), "w") as f:
+        f.write("root:x:0:\nstaff:x:50:\nnogroup:x:65534:\n")
+    return path
+
+
+def default_spec() -> dict[str, Any]:
+    """runc's `spec` output (sampan's copy of it), without a terminal."""
+    from sampan.oci.defaults import default_spec as spec_of
+
+    spec = spec_of()
+    spec["process"]["terminal"] = False
+    return spec
+
+
+@dataclass
+class Bundle:
+    path: str
+    spec: dict[str, Any]
+    id: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
+
+    @property
+    def rootfs(self) -> str:
+        return os.path.join(self.path, "rootfs")
+
+    def set_args(self, *args: str) -> Bundle:
+        self.spec["process"]["args"] = list(args)
+        return self
+
+    def write(self) -> None:
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump(self.spec, f)
+
+
+@dataclass
+class Runtime:
+    """One OCI runtime binary with its own state root."""
+
+    binary: str
+    root: str
+
+    def __call__(self, *args: str, check: bool = False, timeout: float = 60,
+                 input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([self.binary, "--root", self.root, *args], capture_output=True,
+                              text=True, check=check, timeout=timeout,
+                              input=input.decode() if input is not None else None)
+
+    def run(self, bundle: Bundle, *extra: str, timeout: float = 60
+            ) -> subprocess.CompletedProcess[str]:
+        bundle.write()
+        return self("run", *extra, "--bundle", bundle.path, bundle.id, timeout=timeout)
+
+    def state(self, cid: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self("state", cid, check=True).stdout)
+        return result
+
+    def cleanup(self) -> None:
+        """Force-delete whatever a test left in this root."""
+        listing = self("list", "-q")
+        for cid in listing.stdout.split():
+            self("delete", "--force", cid)
