@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +38,13 @@ def make_rootfs(path: str) -> str:
 
 
 def default_spec() -> dict[str, Any]:
-    """runc's `spec` output (sampan's copy of it), without a terminal."""
+    """runc's `spec` output (sampan's copy of it), without a terminal and with a writable
+    root (tests that want it read-only say so)."""
     from sampan.oci.defaults import default_spec as spec_of
 
     spec = spec_of()
     spec["process"]["terminal"] = False
+    spec["root"]["readonly"] = False
     return spec
 
 
@@ -71,9 +76,19 @@ class Runtime:
 
     def __call__(self, *args: str, check: bool = False, timeout: float = 60,
                  input: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.binary, "--root", self.root, *args], capture_output=True,
-                              text=True, check=check, timeout=timeout,
-                              input=input.decode() if input is not None else None)
+        """Run a command; output goes through files, not pipes, because a created or
+        detached container inherits the runtime's stdio and would hold a pipe open."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run([self.binary, "--root", self.root, *args], stdout=out,
+                                  stderr=err, timeout=timeout, input=input,
+                                  stdin=None if input is not None else subprocess.DEVNULL)
+            out.seek(0)
+            err.seek(0)
+            result = subprocess.CompletedProcess(proc.args, proc.returncode,
+                                                 out.read().decode(), err.read().decode())
+        if check:
+            result.check_returncode()
+        return result
 
     def run(self, bundle: Bundle, *extra: str, timeout: float = 60
             ) -> subprocess.CompletedProcess[str]:
@@ -89,3 +104,19 @@ class Runtime:
         listing = self("list", "-q")
         for cid in listing.stdout.split():
             self("delete", "--force", cid)
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
+    """Read a pty or pipe until ``needle`` shows up, EOF, or the timeout."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while needle not in data and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data

@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
@@ -27,7 +27,7 @@ class _Log:
         print(f"sampan-runtime: {message}", file=sys.stderr)
         if not self.path:
             return
-        now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
             line = json.dumps({"level": "error", "msg": message, "time": now})
         else:
@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--ignore-paused", action="store_true")
     c.add_argument("--cgroup", default=None)
     c.add_argument("id")
-    c.add_argument("command", nargs=argparse.REMAINDER)
+    c.add_argument("exec_args", metavar="command", nargs=argparse.REMAINDER)
     c = cmd("spec", "write a default config.json")
     c.add_argument("--bundle", "-b", default=".")
     c.add_argument("--rootless", action="store_true")
@@ -235,6 +235,9 @@ def _run(rt: Any, args: argparse.Namespace) -> int:
         return 0
     try:
         code = foreground.wait(started.pid, started.pty_master)
+        if rt.oom_killed(args.id):
+            print(f"sampan-runtime: container {args.id}: a process was killed by the OOM "
+                  "killer (memory limit reached)", file=sys.stderr)
     finally:
         if not args.keep:
             rt.delete(args.id, force=True)
@@ -286,7 +289,7 @@ def _exec(rt: Any, args: argparse.Namespace) -> int:
     from ..oci.decode import DecodeError, decode
     from ..oci.spec import Capabilities, ConfigError, Process, User
 
-    record, spec = rt.load(args.id)
+    _record, spec = rt.load(args.id)
     if args.process:
         with open(args.process) as f:
             try:
@@ -294,7 +297,7 @@ def _exec(rt: Any, args: argparse.Namespace) -> int:
             except DecodeError as exc:
                 raise ConfigError(str(exc)) from None
     else:
-        if not args.command:
+        if not args.exec_args:
             raise ConfigError("exec: a command is required (args or --process)")
         base = spec.process or Process()
         user = base.user
@@ -312,7 +315,7 @@ def _exec(rt: Any, args: argparse.Namespace) -> int:
                 bounding=_union(caps.bounding, extra), effective=_union(caps.effective, extra),
                 permitted=_union(caps.permitted, extra), inheritable=caps.inheritable,
                 ambient=caps.ambient)
-        proc = Process(cwd=args.cwd or base.cwd, args=args.command, env=env,
+        proc = Process(cwd=args.cwd or base.cwd, args=args.exec_args, env=env,
                        terminal=args.tty, user=user, capabilities=caps, rlimits=base.rlimits,
                        no_new_privileges=args.no_new_privs or base.no_new_privileges,
                        apparmor_profile=args.apparmor or base.apparmor_profile,

@@ -183,7 +183,7 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
     _check(_syscall(SYS_CAPGET, ctypes.byref(hdr), data), "capget")
-    return tuple(  # type: ignore[return-value]
+    return tuple(
         getattr(data[0], f) | (getattr(data[1], f) << 32)
         for f in ("effective", "permitted", "inheritable"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, TypeVar, cast, get_args, get_origin
 
 T = TypeVar("T")
 
@@ -98,7 +98,7 @@ def _decode(tp: Any, value: Any, path: str) -> Any:
             elif (field.default is dataclasses.MISSING
                   and field.default_factory is dataclasses.MISSING):
                 raise DecodeError(_join(path, key), "required field is missing")
-        return tp(**kwargs)
+        return cast(Any, tp)(**kwargs)
     if tp is bool:
         if not isinstance(value, bool):
             raise DecodeError(path, f"expected boolean, got {_type_name(value)}")

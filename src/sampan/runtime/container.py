@@ -8,6 +8,9 @@ frozen) to tell the status; the state directory is never the only source of trut
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -15,13 +18,21 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from ..cgroups import Cgroup, open_cgroup
+from ..cgroups import Cgroup, CgroupError, open_cgroup
 from ..kernel import caps, seccomp
 from ..kernel import syscalls as k
-from ..oci.spec import SPEC_VERSION, ConfigError, Process, Spec, parse_spec
-from . import hooks, process
+from ..oci.spec import (
+    SPEC_VERSION,
+    ConfigError,
+    IDMapping,
+    Process,
+    Resources,
+    Spec,
+    parse_spec,
+)
+from . import hooks, process, rootfs
 from .channel import Channel, ChannelClosed, SetupError
 from .init import InitContext, run_stage1
 from .state import ContainerError, ContainerRecord, StateStore
@@ -102,8 +113,9 @@ class Runtime:
 
     def _cgroup(self, record: ContainerRecord) -> Cgroup | None:
         try:
-            return open_cgroup(record.cgroups_path, record.id)
-        except OSError:
+            return open_cgroup(record.cgroups_path, record.id,
+                               paths=record.cgroup_paths or None)
+        except (OSError, CgroupError):
             return None
 
     # ---- create / start --------------------------------------------------------------
@@ -132,7 +144,7 @@ class Runtime:
         state_dir = self.store.reserve(container_id)
         record = ContainerRecord(
             id=container_id, bundle=bundle, rootfs=rootfs_path,
-            created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            created=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             owner="root" if os.geteuid() == 0 else str(os.geteuid()),
             annotations=spec.annotations or {},
             cgroups_path=spec.linux.cgroups_path if spec.linux else None)
@@ -142,11 +154,12 @@ class Runtime:
             with open(os.path.join(state_dir, "config.json"), "w") as f:
                 json.dump(spec.to_json(), f)
             fifo = os.path.join(state_dir, "exec.fifo")
-            os.mkfifo(fifo, 0o622)
+            _make_exec_fifo(fifo, spec)
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
             cgroup = open_cgroup(record.cgroups_path, container_id)
             cgroup.create()
-            cgroup.set(spec.linux.resources if spec.linux else None)
+            resources = (spec.linux.resources if spec.linux else None) or Resources()
+            cgroup.set(dataclasses.replace(resources, devices=rootfs.device_rules(spec)))
             record.cgroup_paths = dict(cgroup.paths)
             self.store.save(record)
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
@@ -215,7 +228,8 @@ class Runtime:
             console.close()
         pid = 0
         try:
-            cgroup.apply(stage1)
+            if not ctx.is_exec:
+                cgroup.apply(stage1)
             parent.send("go")
             if ctx.userns:
                 parent.expect("userns")
@@ -223,6 +237,9 @@ class Runtime:
                 parent.send("userns-done")
             pid = parent.expect("pid")[0]["pid"]
             os.waitpid(stage1, 0)
+            if ctx.is_exec:
+                cgroup.apply(pid)
+                parent.send("placed")
             started = Started(pid)
             while True:
                 message, fds = parent.expect("hooks", "pty", "ready")
@@ -298,12 +315,12 @@ class Runtime:
             raise ContainerError(f"container {record.id} has no cgroup")
         return cgroup
 
-    def pids(self, container_id: str) -> list[int]:
+    def pids(self, container_id: str) -> builtins.list[int]:
         record = self.store.load(container_id)
         return self._require_cgroup(record).pids()
 
     def update(self, container_id: str, resources: object) -> None:
-        record, spec = self.load(container_id)
+        record, _spec = self.load(container_id)
         if self.status(record) == STOPPED:
             raise ContainerError("cannot update a stopped container")
         from ..oci.decode import DecodeError, decode
@@ -427,6 +444,23 @@ def _check_security_labels(proc: Process) -> None:
                           "SELinux is not enabled on this host")
 
 
+def _make_exec_fifo(path: str, spec: Spec) -> None:
+    """exec.fifo, writable by the container's init whatever user it becomes (runc's mode
+    and owner: 0622, the container's root)."""
+    old = os.umask(0)
+    try:
+        os.mkfifo(path, 0o622)
+    finally:
+        os.umask(old)
+    linux = spec.linux
+    if linux and linux.uid_mappings and linux.gid_mappings:
+        os.chown(path, _host_id(linux.uid_mappings), _host_id(linux.gid_mappings))
+
+
+def _host_id(mappings: builtins.list[IDMapping]) -> int:
+    return next((m.host_id for m in mappings if m.container_id == 0), 0)
+
+
 def _write_id_maps(pid: int, spec: Spec) -> None:
     linux = spec.linux
     assert linux is not None
@@ -457,10 +491,8 @@ def _signal(record: ContainerRecord, sig: int) -> None:
 def _wait_gone(record: ContainerRecord, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while _pid_start_time(record.pid) == record.pid_start:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(record.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         if time.monotonic() > deadline:
             raise ContainerError(f"container {record.id} did not stop after SIGKILL")
         time.sleep(0.005)
@@ -475,10 +507,8 @@ def _kill_and_reap(pid: int) -> None:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def _await_fifo(fifo: str, pid: int) -> None:

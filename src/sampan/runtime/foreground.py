@@ -59,7 +59,7 @@ def wait(pid: int, pty_master: int = -1) -> int:
     old_wakeup = signal.set_wakeup_fd(wsig)
     forwarded = [s for s in signal.valid_signals() if s not in _NOT_FORWARDED
                  and isinstance(s, signal.Signals)]
-    handlers = {s: signal.signal(s, lambda *_: None) for s in forwarded + [signal.SIGWINCH]}
+    handlers = {s: signal.signal(s, lambda *_: None) for s in [*forwarded, signal.SIGWINCH]}
     try:
         stdin = sys.stdin.fileno() if pty_master >= 0 else -1
         if pty_master >= 0 and os.isatty(stdin):

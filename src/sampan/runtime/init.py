@@ -9,9 +9,11 @@ Both stages report failures over the channel, so the runtime can print them and 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import struct
+import termios
 import traceback
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -47,18 +49,20 @@ class InitContext:
 def run_stage1(ctx: InitContext) -> NoReturn:
     try:
         ctx.channel.expect("go")
+        # Open every namespace first: once in the container's mount namespace, the host's
+        # /proc/<pid>/ns paths are gone.
+        fds = {kind: _open_ns(path) for kind, path in ctx.join.items()}
         # A user namespace comes first so that the others are owned by it.
-        if "user" in ctx.join:
-            _setns(ctx.join["user"], k.CLONE_NEWUSER)
+        if "user" in fds:
+            _setns(fds.pop("user"), ctx.join["user"], k.CLONE_NEWUSER)
         if ctx.userns:
             k.unshare(k.CLONE_NEWUSER)
             ctx.channel.send("userns")
             ctx.channel.expect("userns-done")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        for kind, path in ctx.join.items():
-            if kind != "user":
-                _setns(path, k.NAMESPACE_FLAGS[kind])
+        for kind, fd in fds.items():
+            _setns(fd, ctx.join[kind], k.NAMESPACE_FLAGS[kind])
         if ctx.new_namespaces:
             k.unshare(ctx.new_namespaces)
         linux = ctx.spec.linux
@@ -66,8 +70,14 @@ def run_stage1(ctx: InitContext) -> NoReturn:
             with open("/proc/self/timens_offsets", "w") as f:
                 for clock, off in linux.time_offsets.items():
                     f.write(f"{clock} {off.secs} {off.nanosecs}\n")
+        # Stage 2 waits until its pid is announced, so that the runtime reads "pid" before
+        # anything stage 2 sends on the shared channel.
+        announced_r, announced_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(announced_w)
+            os.read(announced_r, 1)
+            os.close(announced_r)
             run_stage2(ctx)
         ctx.channel.send("pid", pid=pid)
         os._exit(0)
@@ -75,8 +85,14 @@ def run_stage1(ctx: InitContext) -> NoReturn:
         _fail(ctx.channel, exc)
 
 
-def _setns(path: str, nstype: int) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _open_ns(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, f"opening namespace {path}: {exc.strerror}") from None
+
+
+def _setns(fd: int, path: str, nstype: int) -> None:
     try:
         k.setns(fd, nstype)
     except OSError as exc:
@@ -92,12 +108,20 @@ def _fail(channel: Channel, exc: BaseException) -> NoReturn:
         message = "".join(traceback.format_exception(exc)).strip()
     try:
         channel.send("error", message=message)
+    except OSError:
+        # After "ready" the runtime no longer listens: the container's stderr is all
+        # that is left to tell the user.
+        os.write(2, f"sampan-runtime: {message}\n".encode())
     finally:
         os._exit(1)
 
 
 def run_stage2(ctx: InitContext) -> NoReturn:
     try:
+        if ctx.is_exec:
+            # The runtime moves us into the container's cgroup only now (as runc does), so
+            # that forking the stages is not refused by a pids limit the container has hit.
+            ctx.channel.expect("placed")
         _become_container(ctx)
     except BaseException as exc:
         _fail(ctx.channel, exc)
@@ -143,7 +167,7 @@ def _become_container(ctx: InitContext) -> NoReturn:
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
     if proc.no_new_privileges:
         k.set_no_new_privs()
-    env = proc.env or []
+    env = process.with_home(proc.env or [], proc.user.uid)
     assert proc.args
     path = process.lookpath(proc.args[0], env)
     ctx.channel.send("ready")
@@ -201,9 +225,6 @@ def _prepare_rootfs(ctx: InitContext) -> None:
 
 def _open_console(ctx: InitContext) -> int:
     """Create the pty inside the container and hand its master to the console socket."""
-    import fcntl
-    import termios
-
     master, slave = os.openpty()
     size = ctx.process.console_size
     if size is not None:
@@ -226,8 +247,6 @@ def _open_console(ctx: InitContext) -> int:
 
 def _loopback_up() -> None:
     """Bring up lo in a new network namespace, as runc's loopback strategy does."""
-    import fcntl
-
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         ifreq = struct.pack("16sH14s", b"lo", 0, b"")

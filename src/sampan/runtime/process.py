@@ -9,9 +9,11 @@ late as the no_new_privs rule allows.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import resource
 import stat
+import termios
 from typing import NoReturn
 
 from ..kernel import syscalls as k
@@ -84,6 +86,23 @@ def lookpath(name: str, env: list[str]) -> str:
     raise ExecNotFound(f'exec: "{name}": executable file not found in $PATH')
 
 
+def with_home(env: list[str], uid: int) -> list[str]:
+    """Add HOME from the container's /etc/passwd when the config has none, as runc does."""
+    if any(e.startswith("HOME=") for e in env):
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    home = fields[5] or "/"
+                    break
+    except OSError:
+        pass
+    return [*env, f"HOME={home}"]
+
+
 def switch_user(proc: Process) -> None:
     """setgroups/setgid/setuid, keeping capabilities so the final sets can be applied."""
     user = proc.user
@@ -112,9 +131,6 @@ def close_inherited_fds(keep_upto: int) -> None:
 
 
 def make_controlling_tty(slave: int) -> None:
-    import fcntl
-    import termios
-
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):

@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterable
 
 from ..kernel import syscalls as k
-from ..oci.spec import Device, Mount, Spec
+from ..oci.spec import Device, DeviceCgroup, Mount, Spec
 
 # option → (flag, set?) as runc's parseMountOptions.
 _FLAGS: dict[str, tuple[int, bool]] = {
@@ -217,7 +217,8 @@ def _mount_cgroups(target: str, opts: MountOptions,
     ``cgroup_mounts`` lists (name, host directory of the container's cgroup) per hierarchy;
     a single entry named "" means a pure cgroup v2 host. With a cgroup namespace the
     kernel shows the container's cgroup as the root, so a fresh mount is used; otherwise
-    the container's own directories are bind-mounted.
+    the container's own directories are bind-mounted. The tmpfs holding the v1
+    hierarchies stays writable, as under runc.
     """
     _mkdir_all(target)
     ro = opts.flags & k.MS_RDONLY
@@ -235,8 +236,6 @@ def _mount_cgroups(target: str, opts: MountOptions,
         _mkdir_all(sub)
         k.mount(host_dir, sub, None, k.MS_BIND | k.MS_REC)
         remount_bind(sub, base | ro)
-    if ro:
-        remount_bind(target, base | k.MS_RDONLY)
 
 
 DEFAULT_DEVICES = (
@@ -249,26 +248,61 @@ DEFAULT_DEVICES = (
 )
 
 
+# What runc's device cgroup always allows after the config's own rules (specconv's
+# AllowedDevices): mknod of anything, the default nodes, ptys, and /dev/net/tun.
+DEFAULT_DEVICE_RULES = (
+    DeviceCgroup(allow=True, type="c", access="m"),
+    DeviceCgroup(allow=True, type="b", access="m"),
+    *(DeviceCgroup(allow=True, type="c", major=d.major, minor=d.minor, access="rwm")
+      for d in DEFAULT_DEVICES),
+    DeviceCgroup(allow=True, type="c", major=136, access="rwm"),  # /dev/pts/*
+    DeviceCgroup(allow=True, type="c", major=5, minor=2, access="rwm"),  # /dev/ptmx
+    DeviceCgroup(allow=True, type="c", major=10, minor=200, access="rwm"),  # /dev/net/tun
+)
+
+
+def device_rules(spec: Spec) -> list[DeviceCgroup]:
+    """The device cgroup rules of a container: the config's, then linux.devices, then
+    the defaults, in runc's order (so a config cannot deny /dev/null by accident)."""
+    linux = spec.linux
+    rules = list((linux.resources.devices if linux and linux.resources else None) or [])
+    rules += [DeviceCgroup(allow=True, type="c" if d.type == "u" else d.type, major=d.major,
+                           minor=d.minor, access="rwm")
+              for d in (linux.devices if linux else None) or [] if d.type != "p"]
+    rules += DEFAULT_DEVICE_RULES
+    return rules
+
+
 def create_devices(rootfs: str, devices: Iterable[Device], bind: bool) -> None:
-    """mknod each device, or bind the host's node where mknod is not allowed (userns)."""
+    """mknod each device, or bind the host's node where mknod is not allowed.
+
+    mknod fails in a user namespace and under a devices cgroup that denies it (as the one
+    this runtime may itself run in); like runc, fall back to a bind mount of the host node.
+    """
     old_umask = os.umask(0)
     try:
         for dev in devices:
             target = secure_join(rootfs, dev.path)
             _mkdir_all(os.path.dirname(target))
-            if bind:
-                _create_target(target, False)
-                k.mount(dev.path, target, None, k.MS_BIND)
-                continue
-            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK,
-                    "p": stat.S_IFIFO}[dev.type]
-            mode = kind | ((dev.file_mode if dev.file_mode is not None else 0o666) & 0o7777)
-            if os.path.lexists(target):
-                os.unlink(target)
-            os.mknod(target, mode, os.makedev(dev.major or 0, dev.minor or 0))
-            os.chown(target, dev.uid or 0, dev.gid or 0)
+            if not bind:
+                try:
+                    _mknod(target, dev)
+                    continue
+                except PermissionError:
+                    pass
+            _create_target(target, False)
+            k.mount(dev.path, target, None, k.MS_BIND)
     finally:
         os.umask(old_umask)
+
+
+def _mknod(target: str, dev: Device) -> None:
+    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.type]
+    mode = kind | ((dev.file_mode if dev.file_mode is not None else 0o666) & 0o7777)
+    if os.path.lexists(target):
+        os.unlink(target)
+    os.mknod(target, mode, os.makedev(dev.major or 0, dev.minor or 0))
+    os.chown(target, dev.uid or 0, dev.gid or 0)
 
 
 def dev_symlinks(rootfs: str) -> None:
@@ -333,7 +367,9 @@ def readonly_paths(paths: Iterable[str]) -> None:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
                 continue
             raise
-        remount_bind(path, k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC)
+        # Keep the nosuid/nodev/noexec the path already has, as runc does.
+        keep = _locked_flags(path) & (k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC)
+        remount_bind(path, k.MS_RDONLY | keep)
 
 
 def has_dev_mount(spec: Spec) -> bool:

@@ -1,0 +1,139 @@
+"""sampan's benchmarks, side by side with the peers, as ratios taken in one run.
+
+    .venv/bin/python bench/run.py [--reps N] [--case runtime]
+
+Each case runs the contenders A/B interleaved (a, b, a, b, ...) so that drift on the
+machine (CPU steal, page cache) hits both alike, then reports medians, the spread
+(interquartile range) and the ratio sampan/peer. Results go to bench/results.md and
+bench/results.json. Never part of the test suite: timings are not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+
+@dataclass
+class Result:
+    case: str
+    contender: str
+    median_ms: float
+    iqr_ms: float
+    samples: int
+
+
+def _quantiles(samples: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(samples, n=4)
+    return statistics.median(samples), q[2] - q[0]
+
+
+def interleave(case: str, contenders: dict[str, Callable[[], None]], reps: int,
+               warmup: int = 2) -> list[Result]:
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(warmup):
+        for fn in contenders.values():
+            fn()
+    for _ in range(reps):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1000)
+    out = []
+    for name, samples in times.items():
+        median, iqr = _quantiles(samples)
+        out.append(Result(case, name, round(median, 2), round(iqr, 2), len(samples)))
+    return out
+
+
+def case_runtime(reps: int) -> list[Result]:
+    """`run` of one busybox bundle running /bin/true: sampan-runtime vs runc (and crun)."""
+    from runtime.helpers import default_spec, make_rootfs
+
+    tmp = tempfile.mkdtemp(prefix="sampan-bench-")
+    try:
+        make_rootfs(os.path.join(tmp, "rootfs"))
+        spec = default_spec()
+        spec["process"]["args"] = ["/bin/true"]
+        spec["linux"]["cgroupsPath"] = "sampan-bench"
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(spec, f)
+        counter = iter(range(10**9))
+
+        def runner(binary: str, root: str) -> Callable[[], None]:
+            def go() -> None:
+                cid = f"bench{next(counter)}"
+                subprocess.run([binary, "--root", root, "run", "--bundle", tmp, cid],
+                               check=True, stdout=subprocess.DEVNULL)
+            return go
+
+        contenders = {
+            "sampan-runtime": runner(os.path.join(VENV_BIN, "sampan-runtime"),
+                                     os.path.join(tmp, "state-sampan")),
+            "runc": runner("runc", os.path.join(tmp, "state-runc")),
+        }
+        crun = shutil.which("crun")
+        if crun and subprocess.run([crun, "--root", os.path.join(tmp, "state-crun"), "run",
+                                    "--bundle", tmp, "probe"],
+                                   capture_output=True).returncode == 0:
+            contenders["crun"] = runner(crun, os.path.join(tmp, "state-crun"))
+        return interleave("runtime: run busybox /bin/true", contenders, reps)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+CASES = {"runtime": case_runtime}
+
+
+def write_report(results: list[Result]) -> None:
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump({"machine": platform.node(), "cpus": os.cpu_count(),
+                   "results": [asdict(r) for r in results]}, f, indent=2)
+    lines = ["| case | contender | median (ms) | IQR (ms) | n | sampan / this |",
+             "|---|---|---|---|---|---|"]
+    by_case: dict[str, list[Result]] = {}
+    for r in results:
+        by_case.setdefault(r.case, []).append(r)
+    for case, rows in by_case.items():
+        ours = next((r for r in rows if r.contender.startswith("sampan")), None)
+        for r in rows:
+            ratio = f"{ours.median_ms / r.median_ms:.2f}×" if ours and r is not ours else ""
+            lines.append(f"| {case} | {r.contender} | {r.median_ms} | {r.iqr_ms} | "
+                         f"{r.samples} | {ratio} |")
+    with open(os.path.join(HERE, "results.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--case", action="append", choices=sorted(CASES))
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("benchmarks start containers: run as root", file=sys.stderr)
+        return 1
+    results: list[Result] = []
+    for name in args.case or sorted(CASES):
+        results += CASES[name](args.reps)
+    write_report(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The mounts a snapshotter hands out, and mounting them (for the engine and the tests)."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from ..kernel import syscalls as k
+
+_FLAGS = {"ro": k.MS_RDONLY, "nosuid": k.MS_NOSUID, "nodev": k.MS_NODEV,
+          "noexec": k.MS_NOEXEC, "bind": k.MS_BIND, "rbind": k.MS_BIND | k.MS_REC}
+
+
+@dataclass
+class Mount:
+    """One mount(2) call, as containerd describes it (type, source, fstab-like options)."""
+
+    type: str
+    source: str
+    options: list[str] = field(default_factory=list)
+
+    def split_options(self) -> tuple[int, str]:
+        flags, data = 0, []
+        for option in self.options:
+            if option in _FLAGS:
+                flags |= _FLAGS[option]
+            elif option != "rw":
+                data.append(option)
+        return flags, ",".join(data)
+
+    def mount(self, target: str) -> None:
+        flags, data = self.split_options()
+        if self.type == "bind":
+            k.mount(self.source, target, None, flags | k.MS_BIND)
+            if flags & k.MS_RDONLY:  # a bind mount ignores MS_RDONLY until remounted
+                k.mount(None, target, None, flags | k.MS_BIND | k.MS_REMOUNT)
+        else:
+            k.mount(self.source, target, self.type, flags, data or None)
+
+
+def mount_all(mounts: list[Mount], target: str) -> None:
+    for m in mounts:
+        m.mount(target)
+
+
+def unmount_all(target: str) -> None:
+    """Unmount everything stacked on ``target``."""
+    while True:
+        try:
+            k.umount(target)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT):
+                return
+            raise
