@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, ROOT)
 
 
 @dataclass
@@ -63,7 +63,7 @@ def interleave(case: str, contenders: dict[str, Callable[[], None]], reps: int,
 
 def case_runtime(reps: int) -> list[Result]:
     """`run` of one busybox bundle running /bin/true: sampan-runtime vs runc (and crun)."""
-    from runtime.helpers import default_spec, make_rootfs
+    from tests.runtime.helpers import default_spec, make_rootfs
 
     tmp = tempfile.mkdtemp(prefix="sampan-bench-")
     try:

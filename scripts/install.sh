@@ -29,4 +29,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# Byte-compile now: with PYTHONDONTWRITEBYTECODE set, sampan would otherwise be compiled
+# again on every container start.
+.venv/bin/python -m compileall -q src/sampan >/dev/null
 echo "sampan installed in $(pwd)/.venv" >&2

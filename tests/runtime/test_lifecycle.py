@@ -333,3 +333,17 @@ def test_invalid_container_id(sampan: Runtime, bundle: Bundle) -> None:
     bundle.write()
     result = sampan("create", "--bundle", bundle.path, "../escape")
     assert result.returncode != 0 and "invalid container id" in result.stderr
+
+
+@pytest.mark.parametrize(("field", "value", "lsm"), [
+    ("apparmorProfile", "docker-default", "AppArmor"),
+    ("selinuxLabel", "system_u:system_r:container_t:s0", "SELinux"),
+])
+def test_security_label_the_host_cannot_apply_is_a_clear_error(
+        sampan: Runtime, bundle: Bundle, field: str, value: str, lsm: str) -> None:
+    # Neither LSM is active on this machine: asking for one must fail, not be ignored.
+    bundle.spec["process"][field] = value
+    result = sampan.run(bundle.set_args("true"))
+    assert result.returncode != 0
+    assert f"process.{field}" in result.stderr and f"{lsm} is not enabled" in result.stderr
+    assert os.listdir(sampan.root) == []

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
@@ -27,6 +26,8 @@ class _Log:
         print(f"sampan-runtime: {message}", file=sys.stderr)
         if not self.path:
             return
+        from datetime import UTC, datetime
+
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
             line = json.dumps({"level": "error", "msg": message, "time": now})
@@ -39,54 +40,50 @@ class _Log:
             pass
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sampan-runtime",
-                                description="An OCI runtime with runc's command line.")
-    p.add_argument("--version", "-v", action="store_true")
-    p.add_argument("--root", default=DEFAULT_ROOT)
-    p.add_argument("--log", default=None)
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
-    p.add_argument("--rootless", default="auto")
-    p.add_argument("--criu", default=None)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+def _create_flags(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--bundle", "-b", default=".")
+    c.add_argument("--console-socket", default=None)
+    c.add_argument("--pid-file", default=None)
+    c.add_argument("--no-pivot", action="store_true")
+    c.add_argument("--no-new-keyring", action="store_true")
+    c.add_argument("--preserve-fds", type=int, default=0)
+    c.add_argument("id")
 
-    def cmd(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_)
 
-    def create_flags(c: argparse.ArgumentParser) -> None:
-        c.add_argument("--bundle", "-b", default=".")
-        c.add_argument("--console-socket", default=None)
-        c.add_argument("--pid-file", default=None)
-        c.add_argument("--no-pivot", action="store_true")
-        c.add_argument("--no-new-keyring", action="store_true")
-        c.add_argument("--preserve-fds", type=int, default=0)
-        c.add_argument("id")
-
-    create_flags(cmd("create", "create a container"))
-    c = cmd("run", "create and start a container")
-    create_flags(c)
+def _run_flags(c: argparse.ArgumentParser) -> None:
+    _create_flags(c)
     c.add_argument("--detach", "-d", action="store_true")
     c.add_argument("--keep", action="store_true")
     c.add_argument("--no-subreaper", action="store_true")
-    for name in ("start", "state", "pause", "resume"):
-        cmd(name, f"{name} a container").add_argument("id")
-    c = cmd("kill", "send a signal to the container's init")
+
+
+def _id_only(c: argparse.ArgumentParser) -> None:
+    c.add_argument("id")
+
+
+def _kill_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--all", "-a", action="store_true")
     c.add_argument("id")
     c.add_argument("signal", nargs="?", default="SIGTERM")
-    c = cmd("delete", "delete a container")
+
+
+def _delete_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--force", "-f", action="store_true")
     c.add_argument("ids", nargs="+")
-    c = cmd("list", "list containers")
+
+
+def _list_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--format", "-f", default="table", choices=["table", "json"])
     c.add_argument("--quiet", "-q", action="store_true")
-    c = cmd("ps", "processes running in a container")
+
+
+def _ps_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--format", "-f", default="table", choices=["table", "json"])
     c.add_argument("id")
     c.add_argument("ps_args", nargs=argparse.REMAINDER)
-    c = cmd("exec", "run a process in a running container")
+
+
+def _exec_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--console-socket", default=None)
     c.add_argument("--cwd", default=None)
     c.add_argument("--env", "-e", action="append", default=[])
@@ -105,32 +102,95 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--cgroup", default=None)
     c.add_argument("id")
     c.add_argument("exec_args", metavar="command", nargs=argparse.REMAINDER)
-    c = cmd("spec", "write a default config.json")
+
+
+def _spec_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--bundle", "-b", default=".")
     c.add_argument("--rootless", action="store_true")
-    cmd("features", "show what this runtime supports")
-    c = cmd("update", "change a container's resource limits")
+
+
+def _no_flags(c: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _update_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--resources", "-r", default=None)
     for flag in ("blkio-weight", "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime",
                  "cpu-share", "cpuset-cpus", "cpuset-mems", "memory", "memory-reservation",
                  "memory-swap", "pids-limit", "kernel-memory"):
         c.add_argument(f"--{flag}", default=None)
     c.add_argument("id")
-    c = cmd("events", "container events and statistics")
+
+
+def _events_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--stats", action="store_true")
     c.add_argument("--interval", default="5s")
     c.add_argument("id")
+
+
+_COMMANDS: dict[str, tuple[str, Any]] = {
+    "create": ("create a container", _create_flags),
+    "run": ("create and start a container", _run_flags),
+    "start": ("start a created container", _id_only),
+    "state": ("print a container's state", _id_only),
+    "pause": ("pause a container", _id_only),
+    "resume": ("resume a paused container", _id_only),
+    "kill": ("send a signal to the container's init", _kill_flags),
+    "delete": ("delete a container", _delete_flags),
+    "list": ("list containers", _list_flags),
+    "ps": ("processes running in a container", _ps_flags),
+    "exec": ("run a process in a running container", _exec_flags),
+    "spec": ("write a default config.json", _spec_flags),
+    "features": ("show what this runtime supports", _no_flags),
+    "update": ("change a container's resource limits", _update_flags),
+    "events": ("container events and statistics", _events_flags),
+}
+_GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--rootless", "--criu"}
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named in argv, found without building every subparser."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in _GLOBAL_WITH_VALUE
+        else:
+            return arg if arg in _COMMANDS else None
+    return None
+
+
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
+    """runc's flags; only the named subcommand gets its arguments (each costs time on the
+    path of every container start)."""
+    p = argparse.ArgumentParser(prog="sampan-runtime",
+                                description="An OCI runtime with runc's command line.")
+    p.add_argument("--version", "-v", action="store_true")
+    p.add_argument("--root", default=DEFAULT_ROOT)
+    p.add_argument("--log", default=None)
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--systemd-cgroup", action="store_true")
+    p.add_argument("--rootless", default="auto")
+    p.add_argument("--criu", default=None)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    only = _command_in(argv)
+    for name, (help_, add_flags) in _COMMANDS.items():
+        if only is None or name == only:
+            add_flags(sub.add_parser(name, help=help_))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     log = _Log(args.log, args.log_format)
     if args.version:
         print(f"sampan-runtime version {__version__}\nspec: {SPEC_VERSION}")
         return 0
     if not args.command:
-        _parser().print_help()
+        _parser([]).print_help()
         return 0
     from ..oci.spec import ConfigError
     from ..runtime.channel import SetupError

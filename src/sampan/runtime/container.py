@@ -23,9 +23,11 @@ from datetime import UTC, datetime
 from ..cgroups import Cgroup, CgroupError, open_cgroup
 from ..kernel import caps, seccomp
 from ..kernel import syscalls as k
+from ..oci.decode import DecodeError, decode
 from ..oci.spec import (
     SPEC_VERSION,
     ConfigError,
+    Hooks,
     IDMapping,
     Process,
     Resources,
@@ -54,7 +56,7 @@ def _pid_start_time(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or reaped between open and read
         return 0
     fields = data[data.rindex(b")") + 2:].split()
     if fields[0] in (b"Z", b"X"):
@@ -125,7 +127,8 @@ class Runtime:
                detach_terminal: bool = True) -> Started:
         """Create the container; its init waits on exec.fifo for ``start``."""
         bundle = os.path.abspath(bundle)
-        spec = parse_spec(_read_json(os.path.join(bundle, "config.json")))
+        raw = _read_json(os.path.join(bundle, "config.json"))
+        spec = parse_spec(raw)
         proc = spec.process
         if proc is None:
             raise ConfigError("process: required to create a container")
@@ -152,7 +155,7 @@ class Runtime:
         started: Started | None = None
         try:
             with open(os.path.join(state_dir, "config.json"), "w") as f:
-                json.dump(spec.to_json(), f)
+                json.dump(raw, f)
             fifo = os.path.join(state_dir, "exec.fifo")
             _make_exec_fifo(fifo, spec)
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
@@ -260,8 +263,19 @@ class Runtime:
         finally:
             parent.close()
 
+    def _hooks(self, container_id: str) -> Hooks | None:
+        """Only the hooks of the stored config: start and delete need nothing else, and
+        decoding the whole spec is a noticeable part of a container's start-up."""
+        data = self.store.config(container_id).get("hooks")
+        if data is None:
+            return None
+        try:
+            return decode(Hooks, data, "hooks")
+        except DecodeError as exc:
+            raise ConfigError(str(exc)) from None
+
     def start(self, container_id: str) -> None:
-        record, spec = self.load(container_id)
+        record = self.store.load(container_id)
         status = self.status(record)
         if status != CREATED:
             raise ContainerError(f"cannot start a container that has {status}"
@@ -270,9 +284,10 @@ class Runtime:
         fifo = os.path.join(self.store.dir(container_id), "exec.fifo")
         _await_fifo(fifo, record.pid)
         os.unlink(fifo)
-        if spec.hooks and spec.hooks.poststart:
+        spec_hooks = self._hooks(container_id)
+        if spec_hooks and spec_hooks.poststart:
             try:
-                hooks.run(spec.hooks.poststart, self._hook_state(record, RUNNING, record.pid),
+                hooks.run(spec_hooks.poststart, self._hook_state(record, RUNNING, record.pid),
                           "poststart")
             except hooks.HookError as exc:
                 print(f"warning: {exc}", file=__import__("sys").stderr)
@@ -353,18 +368,19 @@ class Runtime:
                 cgroup.kill(signal.SIGKILL)
                 if status == PAUSED:
                     cgroup.thaw()
-            _signal(record, signal.SIGKILL)
+            with contextlib.suppress(ContainerError):  # the cgroup kill may have won
+                _signal(record, signal.SIGKILL)
             _wait_gone(record)
         if cgroup is not None:
             cgroup.destroy()
         try:
-            spec = parse_spec(self.store.config(container_id))
+            spec_hooks = self._hooks(container_id)
         except (OSError, ValueError):
-            spec = None
+            spec_hooks = None
         self.store.remove(container_id)
-        if spec is not None and spec.hooks and spec.hooks.poststop:
+        if spec_hooks and spec_hooks.poststop:
             try:
-                hooks.run(spec.hooks.poststop, self._hook_state(record, STOPPED), "poststop")
+                hooks.run(spec_hooks.poststop, self._hook_state(record, STOPPED), "poststop")
             except hooks.HookError as exc:
                 print(f"warning: {exc}", file=__import__("sys").stderr)
 

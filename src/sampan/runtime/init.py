@@ -180,6 +180,7 @@ def _become_container(ctx: InitContext) -> NoReturn:
         if spec.hooks and spec.hooks.start_container:
             state = dict(ctx.state, pid=os.getpid(), status="created")
             hooks.run(spec.hooks.start_container, state, "startContainer")
+    process.set_exec_labels(proc)
     if ctx.seccomp_filter is not None and proc.no_new_privileges:
         ctx.seccomp_filter.load()
     try:

@@ -103,6 +103,20 @@ def with_home(env: list[str], uid: int) -> list[str]:
     return [*env, f"HOME={home}"]
 
 
+def set_exec_labels(proc: Process) -> None:
+    """The AppArmor profile and SELinux label the kernel puts on at execve (the runtime
+    has already refused them when the host has no such LSM)."""
+    if proc.apparmor_profile and proc.apparmor_profile != "unconfined":
+        attr = "/proc/self/attr/apparmor/exec"
+        if not os.path.exists(attr):
+            attr = "/proc/self/attr/exec"
+        with open(attr, "w") as f:
+            f.write(f"exec {proc.apparmor_profile}")
+    if proc.selinux_label:
+        with open("/proc/self/attr/exec", "w") as f:
+            f.write(proc.selinux_label)
+
+
 def switch_user(proc: Process) -> None:
     """setgroups/setgid/setuid, keeping capabilities so the final sets can be applied."""
     user = proc.user
