@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -8,6 +9,18 @@ from collections.abc import Iterator
 import pytest
 
 from .helpers import SAMPAN_RUNTIME, Bundle, Runtime, default_spec, make_rootfs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_cgroup_parents() -> Iterator[None]:
+    """Containers of these tests live below cgroupsPath "sampan-test/<id>"; the runtimes
+    remove each container's cgroup but, as runc does, not the parent they were given."""
+    yield
+    from sampan.cgroups import open_cgroup
+
+    for path in set(open_cgroup("sampan-test/x", "x").paths.values()):
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from ..archive.tarbuild import E, layer
 from sampan.archive.changes import Change
 from sampan.archive.unpack import apply_layer
 from sampan.snapshots import (
@@ -27,6 +26,8 @@ from sampan.snapshots import (
     mount_all,
     unmount_all,
 )
+
+from ..archive.tarbuild import E, layer
 
 BASE = layer(E("etc", "dir"), E("etc/passwd", data=b"root:x:0:0::/root:/bin/sh\n"),
              E("etc/keep", data=b"keep"), E("etc/gone", data=b"gone"),

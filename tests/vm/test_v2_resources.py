@@ -14,17 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..cgroups.conformance import (
-    BUSY,
-    MB,
-    CoreConformance,
-    DeviceConformance,
-    Factory,
-    Processes,
-    ResourceConformance,
-    Suite,
-    factory,
-)
 from sampan.cgroups import Cgroup, CgroupError, CgroupV2, open_cgroup, unified_mode
 from sampan.cgroups.base import read_file, read_keyed
 from sampan.oci.spec import (
@@ -36,6 +25,18 @@ from sampan.oci.spec import (
     Resources,
     ThrottleDevice,
     WeightDevice,
+)
+
+from ..cgroups.conformance import (
+    BUSY,
+    MB,
+    CoreConformance,
+    DeviceConformance,
+    Factory,
+    Processes,
+    ResourceConformance,
+    Suite,
+    factory,
 )
 
 pytestmark = pytest.mark.vm

@@ -3,9 +3,10 @@
 Field names follow the spec's JSON keys (camelCase in JSON, snake_case here); ``load_spec``
 checks every type and names the field of any error.  Windows, Solaris and VM sections are
 not modelled: sampan is a Linux runtime.
-"""
 
-from __future__ import annotations
+Annotations are evaluated at class creation (no ``from __future__ import annotations``):
+the decoder then reads real types instead of evaluating strings on every container start.
+"""
 
 import json
 from dataclasses import dataclass, field
