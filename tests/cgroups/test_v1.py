@@ -245,8 +245,9 @@ class TestV1(Suite):
         finally:
             cg.destroy()
         assert not cg.exists()
-        # The shared "sampan" parent goes with its last container (and stays if it was there).
-        assert {d for d in parents if os.path.isdir(d)} == existed
+        # The shared "sampan" parent goes with its last container: none created here is left
+        # (one that was there may stay, or go too if nothing else was in it any more).
+        assert {d for d in parents if os.path.isdir(d)} <= existed
 
     def test_recorded_paths_win_over_the_callers_cgroup(self, new_cgroup: Factory) -> None:
         cg = new_cgroup()
