@@ -31,8 +31,9 @@ class Podman:
 
     def __call__(self, *args: str, timeout: float = 120, check: bool = False,
                  ) -> subprocess.CompletedProcess[str]:
+        # conmon drops an "oom" marker file in its working directory: keep it in ours.
         return subprocess.run([*self.argv, *args], capture_output=True, text=True,
-                              timeout=timeout, check=check)
+                              timeout=timeout, check=check, cwd=self.base)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,7 @@ def test_tty_session(podman: Podman) -> None:
     if pid == 0:
         argv = [*podman.argv, "run", "--rm", "-it", "--network", "none", *ULIMITS,
                 "busybox", "sh"]
+        os.chdir(podman.base)
         os.execvp(argv[0], argv)
     try:
         os.write(fd, b"tty; echo $((40+2))-answer\n")
