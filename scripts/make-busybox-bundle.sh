@@ -6,7 +6,7 @@ dir=${1:?usage: make-busybox-bundle.sh DIR [ARGS...]}
 shift
 busybox=/bin/busybox
 [ -x "$busybox" ] || { echo "static busybox missing: apt-get install busybox-static" >&2; exit 1; }
-runtime=${SAMPAN_RUNTIME:-$(dirname "$0")/../.venv/bin/sampan-runtime}
+runtime=${SAMPAN_RUNTIME:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/sampan-runtime}
 
 mkdir -p "$dir/rootfs"
 cd "$dir/rootfs"
