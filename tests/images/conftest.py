@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
+import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,27 @@ FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "images
 def index() -> dict[str, Any]:
     with open(FIXTURES / "INDEX.json") as f:
         return {image["name"]: image for image in json.load(f)["images"]}
+
+
+def busybox_rootfs_tar() -> bytes:
+    """The busybox fixture's root filesystem as a plain tarball (what `docker export` of a
+    busybox container, or a debootstrap tar, would be)."""
+    with tarfile.open(FIXTURES / "busybox.docker.tar") as archive:
+        layer = next(m for m in archive if m.name.endswith("layer.tar"))
+        data = archive.extractfile(layer)
+        assert data is not None
+        return data.read()
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """A tar holding ``files`` (name → content): a hand-made image archive."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def load_fixture(store: ImageStore, name: str) -> list[str]:

@@ -133,3 +133,21 @@ def test_broken_layouts_change_nothing(store: ImageStore, tmp_path: Path) -> Non
     assert state(store) == before
     with pytest.raises(ImageError, match=r"not an OCI image layout: .*oci-layout is missing"):
         import_layout(store, str(tmp_path))
+
+
+def test_umoci_unpacks_the_export(store: ImageStore, tmp_path: Path) -> None:
+    load_fixture(store, "layers.docker.tar")
+    out, bundle = tmp_path / "layout", tmp_path / "bundle"
+    export_layout(store, ["layers:latest"], str(out))
+    subprocess.run(["umoci", "unpack", "--image", f"{out}:latest", str(bundle)], check=True,
+                   capture_output=True)
+    fx = bundle / "rootfs/fixture"
+    assert sorted(p.name for p in (fx / "whiteout").iterdir()) == ["kept.txt"]
+    assert not (bundle / "rootfs/bin/vi").exists()
+    assert (fx / "links/hard-b").stat().st_ino == (fx / "links/hard-a").stat().st_ino
+    assert (fx / "modes/owned-by-4242").stat().st_uid == 4242
+    process = json.loads((bundle / "config.json").read_text())["process"]
+    assert process["cwd"] == "/home/app/work"
+    assert process["args"][0] == "/usr/local/bin/fixture-entrypoint"
+    assert "FIXTURE_GREETING=hello world" in process["env"]
+    shutil.rmtree(bundle)

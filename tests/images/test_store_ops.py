@@ -22,7 +22,7 @@ from sampan.images import (
     save,
 )
 
-from .conftest import FIXTURES, load_fixture, state
+from .conftest import FIXTURES, load_fixture, state, tar_of
 
 
 def test_names_and_ids_resolve(store: ImageStore, index: dict[str, Any]) -> None:
@@ -46,7 +46,7 @@ def test_load_messages_and_retagging(store: ImageStore, index: dict[str, Any]) -
     files = _fixture_files("httpd.docker.tar")
     files["manifest.json"] = files["manifest.json"].replace(b'"httpd:latest"',
                                                             b'"busybox:latest"')
-    messages = load(store, io.BytesIO(_archive(files)))
+    messages = load(store, io.BytesIO(tar_of(files)))
     assert messages == [
         f"The image busybox:latest already exists, renaming the old one with ID "
         f"{index['busybox']['image_id']} to empty string", "Loaded image: busybox:latest"]
@@ -137,16 +137,6 @@ def test_gc_removes_crash_leftovers(store: ImageStore) -> None:
     assert state(store) == before
 
 
-def _archive(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _fixture_files(name: str) -> dict[str, bytes]:
     with tarfile.open(FIXTURES / name) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
@@ -163,13 +153,13 @@ def test_failed_loads_leave_the_store_unchanged(store: ImageStore, tmp_path: Pat
     swapped[layers[5]] = files[layers[6]]
     with pytest.raises(ImageError, match=r"layer 5 .*diff ID sha256:6e44908b.*the image "
                                          r"config says sha256:2f77383e"):
-        load(store, io.BytesIO(_archive(swapped)))
+        load(store, io.BytesIO(tar_of(swapped)))
     assert state(store) == before
     # a manifest naming a layer the archive lacks
     missing = dict(files)
     del missing[layers[3]]
     with pytest.raises(ImageError, match=f"layer '{layers[3]}' is not in the archive"):
-        load(store, io.BytesIO(_archive(missing)))
+        load(store, io.BytesIO(tar_of(missing)))
     assert state(store) == before
     # a layer that tries to escape
     evil = io.BytesIO()
@@ -180,7 +170,7 @@ def test_failed_loads_leave_the_store_unchanged(store: ImageStore, tmp_path: Pat
     hostile = dict(files)
     hostile[layers[1]] = evil.getvalue()
     with pytest.raises(ImageError, match=r"layer 1 .*'../../escaped': path leads outside"):
-        load(store, io.BytesIO(_archive(hostile)))
+        load(store, io.BytesIO(tar_of(hostile)))
     assert state(store) == before
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
     # a truncated gzip'd archive
@@ -190,7 +180,7 @@ def test_failed_loads_leave_the_store_unchanged(store: ImageStore, tmp_path: Pat
         load(store, io.BytesIO(head))
     assert state(store) == before
     with pytest.raises(ImageError, match=r"no manifest.json"):
-        load(store, io.BytesIO(_archive({"hello": b"world"})))
+        load(store, io.BytesIO(tar_of({"hello": b"world"})))
     assert state(store) == before
 
 
@@ -217,20 +207,20 @@ def test_save_then_load_round_trip(store: ImageStore, index: dict[str, Any],
         other.close()
 
 
-def test_load_of_an_oci_archive(store: ImageStore, index: dict[str, Any]) -> None:
+def test_load_of_an_ocitar_of(store: ImageStore, index: dict[str, Any]) -> None:
     """Docker 25+ and `skopeo copy oci-archive:` write an OCI layout as a tar."""
     layout = FIXTURES / "busybox.oci"
     files = {str(p.relative_to(layout)): p.read_bytes() for p in layout.rglob("*")
              if p.is_file()}
-    assert load(store, io.BytesIO(_archive(files))) == \
+    assert load(store, io.BytesIO(tar_of(files))) == \
         [f"Loaded image ID: {index['busybox-oci']['image_id']}"]
     files["index.json"] = files["index.json"].replace(
         b'"org.opencontainers.image.ref.name":"latest"',
         b'"io.containerd.image.name":"docker.io/library/bb:oci",'
         b'"org.opencontainers.image.ref.name":"oci"')
-    assert load(store, io.BytesIO(_archive(files))) == ["Loaded image: bb:oci"]
+    assert load(store, io.BytesIO(tar_of(files))) == ["Loaded image: bb:oci"]
     blob = "blobs/sha256/" + index["busybox-oci"]["image_id"][7:]
     files[blob] = files[blob].replace(b"PATH", b"HTAP")
     with pytest.raises(ImageError, match=r"config blob sha256:ea4022f6.*: the archive's copy "
                                          r"hashes to sha256:"):
-        load(store, io.BytesIO(_archive(files)))
+        load(store, io.BytesIO(tar_of(files)))

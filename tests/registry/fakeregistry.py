@@ -2,7 +2,8 @@
 
 It serves manifests and blobs from dictionaries and can corrupt a blob (same size, other
 bytes), cut a blob's first download short (the connection drops mid-body), announce a wrong
-``Docker-Content-Digest``, and it honours ``Range`` so that resumption can be checked.
+``Docker-Content-Digest``, slow every blob down (and count how many downloads overlap), and
+it honours ``Range`` so that resumption can be checked.
 Every request is recorded. Only what the real registry cannot be made to do is done here.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,7 +23,10 @@ class Served:
     blobs: dict[str, bytes] = field(default_factory=dict)
     wrong_digest_header: set[tuple[str, str]] = field(default_factory=set)
     cut_first: dict[str, int] = field(default_factory=dict)  # digest → bytes then drop
+    blob_delay: float = 0.0  # seconds each blob GET waits before answering
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    blob_gets_in_flight: int = 0
+    most_blob_gets_in_flight: int = 0
 
 
 class FakeRegistry:
@@ -93,6 +98,22 @@ class FakeRegistry:
                 if blob is None:
                     self._not_found("BLOB_UNKNOWN", head)
                     return
+                if head:
+                    self._blob(blob, ref, head)
+                    return
+                served = fake.served
+                with fake._lock:
+                    served.blob_gets_in_flight += 1
+                    served.most_blob_gets_in_flight = max(served.most_blob_gets_in_flight,
+                                                          served.blob_gets_in_flight)
+                try:
+                    time.sleep(served.blob_delay)
+                    self._blob(blob, ref, head)
+                finally:
+                    with fake._lock:
+                        served.blob_gets_in_flight -= 1
+
+            def _blob(self, blob: bytes, ref: str, head: bool) -> None:
                 start = 0
                 status = 200
                 headers = {"Content-Type": "application/octet-stream",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import secrets
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from sampan.registry import (
     RegistryConnectionError,
     RegistryOptions,
     Unauthorized,
+    account,
     load_credentials,
     login,
     logout,
@@ -218,3 +221,45 @@ def test_token_auth_missing_repository(token_registry: TokenRegistry, store: Ima
 def test_search_catalog(plain_registry: Registry) -> None:
     names = [r.name for r in search("multi", plain_registry.host)]
     assert names == [f"{plain_registry.host}/multiarch"]
+
+
+HUB_ANSWER = {"num_pages": 1, "num_results": 2, "page_size": 2, "page": 1, "query": "busy",
+              "results": [{"name": "busybox", "description": "Busybox base image.",
+                           "star_count": 3000, "is_official": True, "is_automated": False},
+                          {"name": "someone/busy-tool", "description": None,
+                           "star_count": 3, "is_official": False, "is_automated": True}]}
+
+
+def test_search_docker_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker.io is searched through Docker Hub's /v1/search API (online); offline, a
+    stand-in on loopback answers with a response of Hub's shape."""
+    seen: list[str] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            body = json.dumps(HUB_ANSWER).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(account, "HUB_SEARCH_URL",
+                            f"http://127.0.0.1:{server.server_address[1]}/v1/search")
+        results = search("busy", limit=2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["/v1/search?q=busy&n=2"]
+    assert [r.as_docker() for r in results] == [
+        {"name": "busybox", "description": "Busybox base image.", "star_count": 3000,
+         "is_official": True, "is_automated": False},
+        {"name": "someone/busy-tool", "description": "", "star_count": 3,
+         "is_official": False, "is_automated": True}]

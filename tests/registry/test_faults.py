@@ -3,7 +3,9 @@ mismatches leave nothing behind; a dropped download resumes with a Range request
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from sampan.images import ImageStore
 from sampan.oci.image import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, digest_of
 from sampan.registry import (
+    NotFound,
     ProgressEvent,
     RegistryConnectionError,
     RegistryOptions,
@@ -19,6 +22,7 @@ from sampan.registry import (
     pull,
 )
 
+from ..archive.tarbuild import E, layer
 from .conftest import FIXTURES, store_state
 from .fakeregistry import FakeRegistry
 
@@ -192,3 +196,48 @@ def test_resume_in_a_later_pull(fake: FakeRegistry, store: ImageStore,
     pull(store, f"{fake.host}/bb")
     assert [r[2] for r in fake.requests("GET") if layer in r[1]] == [None, f"bytes={cut}-"]
     assert store.content.ingest_offset(layer) == 0
+
+
+def _many_layers(fake: FakeRegistry, count: int) -> list[str]:
+    """An image of ``count`` small gzip'd layers under many:latest; the layer digests."""
+    layers = [layer(E(f"file-{i}", data=os.urandom(1000)), compress="gzip")
+              for i in range(count)]
+    diff_ids = [digest_of(gzip.decompress(data)) for data in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+        "mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config),
+        "digest": digest_of(config)}, "layers": [
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": len(data),
+         "digest": digest_of(data)} for data in layers]}).encode()
+    fake.served.manifests[("many", "latest")] = (OCI_MANIFEST, manifest)
+    fake.served.blobs[digest_of(config)] = config
+    for data in layers:
+        fake.served.blobs[digest_of(data)] = data
+    return [digest_of(data) for data in layers]
+
+
+@pytest.mark.parametrize("workers", [1, 3, 8])
+def test_layers_download_concurrently(fake: FakeRegistry, store: ImageStore,
+                                      workers: int) -> None:
+    """Every blob GET is held back a while: the downloads that overlap are exactly as many
+    as the pull may run at once (three by default, as dockerd)."""
+    layers = _many_layers(fake, 6)
+    fake.served.blob_delay = 0.3
+    options = RegistryOptions(max_concurrent_downloads=workers)
+    result = pull(store, f"{fake.host}/many", options=options)
+    assert sorted(result.downloaded) == sorted([*layers, result.image.id])
+    assert fake.served.most_blob_gets_in_flight == min(workers, 6)
+    assert RegistryOptions().max_concurrent_downloads == 3
+
+
+def test_manifest_pointing_at_a_missing_blob(fake: FakeRegistry, store: ImageStore,
+                                             busybox: dict[str, Any]) -> None:
+    _serve(fake, busybox)
+    layer_digest = busybox["layer"]["digest"]
+    del fake.served.blobs[layer_digest]
+    before = store_state(store)
+    with pytest.raises(NotFound) as err:
+        pull(store, f"{fake.host}/bb")
+    assert layer_digest in str(err.value) and "blob unknown" in str(err.value)
+    assert store_state(store) == before

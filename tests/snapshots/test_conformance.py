@@ -186,3 +186,27 @@ def test_cleanup_removes_orphan_directories(sn: Snapshotter) -> None:
     os.makedirs(os.path.join(orphan, "fs"))
     assert sn.cleanup() == ["deadbeef0000"]
     assert sn.exists("base") and os.path.isdir(sn.fs(sn.stat("base")))
+
+
+def test_read_mounts_show_a_running_container_read_only(sn: Snapshotter,
+                                                         tmp_path: Path) -> None:
+    """What `export` reads: the container's current tree, while it is mounted, read-only."""
+    unpacked(sn, "base", BASE)
+    unpacked(sn, "top", TOP, parent="base")
+    sn.prepare("c", "top")
+    with mounted(sn, "c", tmp_path) as root:
+        (root / "etc/keep").write_text("changed")
+        os.unlink(root / "bin/tool")
+        seen = tree(root)
+        reader = tmp_path / "reader"
+        reader.mkdir()
+        mount_all(sn.read_mounts("c"), str(reader))
+        try:
+            assert tree(reader) == seen
+            with pytest.raises(OSError) as err:
+                (reader / "etc/new").write_text("x")
+            assert err.value.errno == errno.EROFS
+        finally:
+            unmount_all(str(reader))
+    assert not (tmp_path / "mnt-c/etc/new").exists()
+    sn.remove("c")

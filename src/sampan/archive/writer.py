@@ -30,26 +30,34 @@ class LayerEntry:
     source: str = ""
 
 
-def upper_entries(upper: str) -> Iterator[LayerEntry]:
-    """The entries of an overlayfs upper directory, parents before children."""
-
+def _walk(root: str, upper: bool) -> Iterator[LayerEntry]:
     def walk(rel: str) -> Iterator[LayerEntry]:
-        directory = os.path.join(upper, rel) if rel else upper
+        directory = os.path.join(root, rel) if rel else root
         with os.scandir(directory) as scan:
             entries = sorted((e.name, e.stat(follow_symlinks=False)) for e in scan)
         for name, st in entries:
             child = f"{rel}/{name}" if rel else name
             path = os.path.join(directory, name)
-            if is_whiteout(st):
+            if upper and is_whiteout(st):
                 yield LayerEntry(child, WHITEOUT)
                 continue
             yield LayerEntry(child, ENTRY, path)
             if stat.S_ISDIR(st.st_mode):
-                if is_opaque(path):
+                if upper and is_opaque(path):
                     yield LayerEntry(child, OPAQUE, path)
                 yield from walk(child)
 
     return walk("")
+
+
+def upper_entries(upper: str) -> Iterator[LayerEntry]:
+    """The entries of an overlayfs upper directory, parents before children."""
+    return _walk(upper, upper=True)
+
+
+def tree_entries(root: str) -> Iterator[LayerEntry]:
+    """Every entry below ``root`` as it is (a mounted root filesystem, for `export`)."""
+    return _walk(root, upper=False)
 
 
 def change_entries(root: str, changes: Sequence[Change]) -> Iterator[LayerEntry]:
@@ -75,7 +83,7 @@ class _HashingWriter:
         return len(data)
 
 
-def _tarinfo(entry: LayerEntry, links: dict[tuple[int, int], str]) -> tarfile.TarInfo:
+def _tarinfo(entry: LayerEntry, links: dict[tuple[int, int], str]) -> tarfile.TarInfo | None:
     st = os.lstat(entry.source)
     info = tarfile.TarInfo(entry.rel)
     info.mode = stat.S_IMODE(st.st_mode)
@@ -100,7 +108,7 @@ def _tarinfo(entry: LayerEntry, links: dict[tuple[int, int], str]) -> tarfile.Ta
     elif stat.S_ISFIFO(mode):
         info.type = tarfile.FIFOTYPE
     else:
-        raise OSError(f"{entry.source}: cannot put a socket into a layer")
+        return None  # a socket: Docker leaves them out of layers and exports too
     try:
         names = os.listxattr(entry.source, follow_symlinks=False)
     except OSError:
@@ -125,6 +133,8 @@ def write_layer(entries: Iterable[LayerEntry], out: BinaryIO,
             parent, _, name = entry.rel.rpartition("/")
             if entry.kind == ENTRY:
                 info = _tarinfo(entry, links)
+                if info is None:
+                    continue
                 if info.type == tarfile.REGTYPE:
                     with open(entry.source, "rb") as source:
                         tar.addfile(info, source)

@@ -1,10 +1,13 @@
-"""From an image config to the process part of an OCI runtime config.
+"""From an image config to an OCI runtime config.
 
 Docker's rules: arguments replace Cmd but keep the Entrypoint (an explicit entrypoint drops
 the image's Cmd); the environment is the image's, overridden key by key, with PATH and HOME
 filled in when missing; the user (``name``, ``uid``, ``name:group``, ``uid:gid``) resolves
 through the image's own /etc/passwd and /etc/group, as runc's GetExecUser does, with the
-supplementary groups that list the user.
+supplementary groups that list the user. The rest of the spec is runc's template with
+Docker's security defaults (capabilities, masked and read-only paths); what the runtime has
+no use for (exposed ports, volumes, stop signal, healthcheck, labels) is handed back for the
+engine.
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..oci.image import ImageConfig
-from ..oci.spec import User
+from ..oci.defaults import (
+    DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS,
+    DOCKER_DEFAULT_CAPS,
+    default_spec,
+)
+from ..oci.image import HealthConfig, ImageConfig
+from ..oci.spec import Capabilities, Root, Spec, User, parse_spec, validate
 from ..runtime.rootfs import secure_join
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_STOP_SIGNAL = "SIGTERM"
 _MAX_ID = 2**31 - 1
 
 
@@ -34,8 +44,10 @@ class ExecUser:
     name: str = ""
 
     def to_spec(self) -> User:
+        """The OCI user as Docker writes it: the primary group leads the additional ones
+        (moby's getUser), so that a process keeps its own group after setgroups(2)."""
         return User(uid=self.uid, gid=self.gid,
-                    additional_gids=self.additional_gids or None,
+                    additional_gids=[self.gid, *self.additional_gids],
                     username=self.name or None)
 
 
@@ -163,3 +175,56 @@ def process_config(config: ImageConfig, rootfs: str, *, cmd: Sequence[str] | Non
         merged.append(f"HOME={exec_user.home}")
     return ProcessConfig(args=args, env=merged, cwd=posixpath.normpath(cwd), user=exec_user)
 
+
+
+@dataclass
+class EngineConfig:
+    """What an image asks of the engine rather than of the runtime."""
+
+    exposed_ports: list[str]  # "8080/tcp", sorted
+    volumes: list[str]  # container paths, sorted
+    stop_signal: str
+    stop_timeout: int | None
+    healthcheck: HealthConfig | None
+    labels: dict[str, str]
+
+
+@dataclass
+class RuntimeConfig:
+    spec: Spec
+    engine: EngineConfig
+
+
+def runtime_config(config: ImageConfig, rootfs: str, *, hostname: str | None = None,
+                   cmd: Sequence[str] | None = None, entrypoint: Sequence[str] | None = None,
+                   env: Sequence[str] = (), user: str | None = None,
+                   workdir: str | None = None, group_add: Sequence[str] = (),
+                   terminal: bool = False) -> RuntimeConfig:
+    """The OCI runtime config of a container of ``config`` whose root filesystem is
+    mounted at ``rootfs``, with Docker's defaults, and what the engine keeps."""
+    proc = process_config(config, rootfs, cmd=cmd, entrypoint=entrypoint, env=env, user=user,
+                          workdir=workdir, group_add=group_add)
+    spec = parse_spec(default_spec())
+    assert spec.process is not None and spec.linux is not None
+    spec.process.args, spec.process.env, spec.process.cwd = proc.args, proc.env, proc.cwd
+    spec.process.user = proc.user.to_spec()
+    spec.process.terminal = terminal
+    spec.process.capabilities = Capabilities(bounding=list(DOCKER_DEFAULT_CAPS),
+                                             effective=list(DOCKER_DEFAULT_CAPS),
+                                             permitted=list(DOCKER_DEFAULT_CAPS))
+    spec.process.rlimits = None  # Docker leaves the daemon's limits in place
+    spec.process.no_new_privileges = False
+    spec.root = Root(path=rootfs, readonly=False)
+    spec.hostname = hostname
+    spec.linux.masked_paths = list(DEFAULT_MASKED_PATHS)
+    spec.linux.readonly_paths = list(DEFAULT_READONLY_PATHS)
+    validate(spec)
+    image = config.config
+    engine = EngineConfig(
+        exposed_ports=sorted((image.exposed_ports or {}) if image else {}),
+        volumes=sorted((image.volumes or {}) if image else {}),
+        stop_signal=(image.stop_signal if image else None) or DEFAULT_STOP_SIGNAL,
+        stop_timeout=image.stop_timeout if image else None,
+        healthcheck=image.healthcheck if image else None,
+        labels=dict((image.labels or {}) if image else {}))
+    return RuntimeConfig(spec=spec, engine=engine)

@@ -27,11 +27,7 @@ from ..oci.image import (
     OCI_LAYER,
     OCI_LAYER_GZIP,
     OCI_LAYER_ZSTD,
-    OCI_MANIFEST,
     Descriptor,
-    Manifest,
-    digest_of,
-    to_json_bytes,
 )
 from .layout import import_index
 from .reference import Reference, parse_any, parse_normalized
@@ -118,13 +114,9 @@ def _register_entry(store: ImageStore, archive: _Archive, entry: Any,
         except ArchiveError as exc:
             raise ImageError(f"layer {path}: {exc}") from None
         layers.append(Descriptor(media_type=_LAYER_TYPES[codec], digest=digest, size=size))
-    manifest = Manifest(schema_version=2, media_type=OCI_MANIFEST,
-                        config=Descriptor(media_type=OCI_CONFIG, digest=config_digest,
-                                          size=config_size), layers=layers)
-    manifest_bytes = to_json_bytes(manifest)
-    if not store.content.has(digest_of(manifest_bytes)):
-        archive.added.append(digest_of(manifest_bytes))
-    manifest_digest = store.content.put(manifest_bytes)
+    manifest_digest = store.put_manifest(
+        Descriptor(media_type=OCI_CONFIG, digest=config_digest, size=config_size), layers,
+        archive.added)
     tags = [image_reference(t) for t in entry.get("RepoTags") or []]
     image, displaced = store.register(manifest_digest, tags=tags)
     messages = []
@@ -168,10 +160,7 @@ def load(store: ImageStore, stream: BinaryIO) -> list[str]:
     except (ArchiveError, ContentError) as exc:
         raise ImageError(f"invalid image archive: {exc}") from None
     finally:
-        referenced = store.db.blobs()
-        for digest in archive.added:  # a failed load leaves the store as it was
-            if digest not in referenced and store.content.has(digest):
-                store.content.delete(digest)
+        store.discard_unreferenced(archive.added)  # a failed load leaves the store as it was
 
 
 def _selection(store: ImageStore, names: Sequence[str]) -> list[tuple[str, list[str]]]:

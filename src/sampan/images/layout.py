@@ -140,10 +140,7 @@ def import_layout(store: ImageStore, path: str, *, name: str | None = None,
         return import_index(store, index_json, fetch, name=name, ref_name=ref_name,
                             platform=platform)
     finally:
-        referenced = store.db.blobs()
-        for digest in added:  # a failed import leaves the store as it was
-            if digest not in referenced:
-                store.content.delete(digest)
+        store.discard_unreferenced(added)  # a failed import leaves the store as it was
 
 
 def _copy_blob(store: ImageStore, digest: str, path: str) -> None:

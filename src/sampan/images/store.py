@@ -30,12 +30,16 @@ from ..oci.decode import DecodeError
 from ..oci.image import (
     CONFIG_TYPES,
     LAYER_TYPES,
+    OCI_MANIFEST,
+    Descriptor,
     ImageConfig,
     Manifest,
     chain_ids,
+    digest_of,
     parse_config,
     parse_manifest,
     sniff_media_type,
+    to_json_bytes,
 )
 from ..snapshots import Mount, SnapshotExists, Snapshotter, open_snapshotter
 from .reference import InvalidReference, Reference, parse_any, parse_docker_ref, parse_normalized
@@ -85,7 +89,8 @@ class Image:
         return [parse_normalized(n).familiar() for n, kind in self.refs if kind == "digest"]
 
 
-def _rfc3339(timestamp: float | None) -> str:
+def rfc3339(timestamp: float | None) -> str:
+    """Go's RFC 3339 with nanoseconds, as Docker writes times (zero time for None)."""
     if timestamp is None:
         return _ZERO_TIME
     whole = int(timestamp)
@@ -286,6 +291,29 @@ class ImageStore:
             self.snapshots.remove(key)
         return applied.size, applied.tar_size
 
+    def put_manifest(self, config: Descriptor, layers: list[Descriptor],
+                     added: list[str]) -> str:
+        """Store the OCI manifest of ``config`` and ``layers`` for an image that came without
+        one (load of a docker-archive, import); its digest joins ``added`` if it is new."""
+        return self.put_blob(to_json_bytes(Manifest(schema_version=2, media_type=OCI_MANIFEST,
+                                                    config=config, layers=layers)), added)
+
+    def put_blob(self, data: bytes, added: list[str]) -> str:
+        """Store ``data``; its digest, which joins ``added`` if the store did not have it."""
+        digest = digest_of(data)
+        if not self.content.has(digest):
+            added.append(digest)
+        return self.content.put(data)
+
+    def discard_unreferenced(self, digests: Iterable[str]) -> None:
+        """Delete the blobs of ``digests`` that no image records: what a failed load,
+        import or pull brought in, so that the store is as it was."""
+        referenced = self.db.blobs()
+        for digest in digests:
+            if digest not in referenced and self.content.has(digest):
+                with suppress(BlobNotFound):
+                    self.content.delete(digest)
+
     def _drop_chains(self, chains: Iterable[str]) -> None:
         """Remove snapshots of layers no image records (top first)."""
         known = self.db.chains()
@@ -440,10 +468,10 @@ class ImageStore:
             "Comment": raw.get("comment", ""),
             "Created": raw.get("created") or _ZERO_TIME,
             "Container": raw.get("container", ""),
-            "ContainerConfig": _container_config(raw.get("container_config")),
+            "ContainerConfig": docker_container_config(raw.get("container_config")),
             "DockerVersion": raw.get("docker_version", ""),
             "Author": raw.get("author", ""),
-            "Config": _container_config(raw.get("config")),
+            "Config": docker_container_config(raw.get("config")),
             "Architecture": image.config.architecture,
             **({"Variant": image.config.variant} if image.config.variant else {}),
             "Os": image.config.os,
@@ -453,7 +481,7 @@ class ImageStore:
             "GraphDriver": {"Data": driver or None, "Name": self.snapshots.name},
             "RootFS": {"Type": image.config.rootfs.type,
                        "Layers": list(image.config.rootfs.diff_ids)},
-            "Metadata": {"LastTagTime": _rfc3339(image.record.last_tag_time)},
+            "Metadata": {"LastTagTime": rfc3339(image.record.last_tag_time)},
         }
 
     def history(self, ref_or_id: str) -> list[dict[str, Any]]:
@@ -516,7 +544,8 @@ _CONFIG_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _container_config(raw: Any) -> dict[str, Any]:
+def docker_container_config(raw: Any) -> dict[str, Any]:
+    """Docker's JSON form of a container config: every field, zero values included."""
     config = dict(_CONFIG_DEFAULTS)
     if isinstance(raw, dict):
         config.update(raw)

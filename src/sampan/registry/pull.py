@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ..content import BlobNotFound, DigestMismatch, IngestLocked, ShortBlob, SizeMismatch
+from ..content import DigestMismatch, IngestLocked, ShortBlob, SizeMismatch
 from ..images.reference import Reference, parse_docker_ref
 from ..images.store import Image, ImageStore
 from ..oci.decode import DecodeError
@@ -285,12 +285,8 @@ class _Puller:
 
     def _rollback(self, keep_downloads: bool) -> None:
         """Remove what this pull stored that no image uses (unless a retry may want it)."""
-        referenced = self.store.db.blobs()
-        for digest in self.added:
-            if digest in referenced or (keep_downloads and digest in self.downloaded):
-                continue
-            with suppress(BlobNotFound):
-                self.store.content.delete(digest)
+        self.store.discard_unreferenced(
+            d for d in self.added if not (keep_downloads and d in self.downloaded))
 
     # The pull -----------------------------------------------------------------------------
 

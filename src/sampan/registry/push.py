@@ -5,6 +5,8 @@ same registry has is mounted from there instead of uploaded (sources from earlie
 pushes, and the image's other names); the rest is uploaded in one PUT or in PATCH chunks.
 The manifest goes last, byte for byte as stored, so its digest is the image's digest in the
 registry, and that digest is recorded as one of the image's RepoDigests, as Docker does.
+An image pulled from an index whose every platform the store holds goes as that index:
+each platform's blobs and manifest, then the index itself under the tag.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from dataclasses import dataclass, field
 from ..images.reference import Reference, parse_normalized
 from ..images.store import Image, ImageNotFound, ImageStore
 from ..oci.decode import DecodeError
-from ..oci.image import Descriptor, parse_manifest
+from ..oci.image import (
+    MANIFEST_TYPES,
+    Descriptor,
+    Manifest,
+    digest_of,
+    parse_index,
+    parse_manifest,
+    sniff_media_type,
+)
 from . import progress as p
 from .client import RegistryClient
 from .errors import NotFound, RegistryError
@@ -132,26 +142,64 @@ class _Pusher:
                 if error is not None:
                     raise error
 
+    def _manifest(self, digest: str, media_type: str) -> Manifest:
+        try:
+            return parse_manifest(self.store.content.read(digest), media_type)
+        except DecodeError as exc:
+            raise RegistryError(f"manifest {digest}: {exc}") from None
+
+    def _platforms(self) -> tuple[bytes, str, list[Descriptor]] | None:
+        """The index the image came from, when the store holds every platform of it with
+        all their blobs (each platform pulled): the push then sends the multi-platform image,
+        as it was, rather than the one platform."""
+        content = self.store.content
+        digest = self.image.record.index_digest
+        if digest is None or not content.has(digest):
+            return None
+        data = content.read(digest)
+        try:
+            media_type = sniff_media_type(data)
+            index = parse_index(data, media_type)
+        except DecodeError:
+            return None
+        for desc in index.manifests:
+            if desc.media_type not in MANIFEST_TYPES or not content.has(desc.digest):
+                return None
+            manifest = self._manifest(desc.digest, desc.media_type)
+            if not all(content.has(d.digest) for d in (manifest.config, *manifest.layers)):
+                return None
+        return data, media_type, list(index.manifests)
+
+    def _send(self, digest: str, media_type: str, reference: str) -> list[str]:
+        """One image manifest after its blobs; the digests the repository now holds."""
+        manifest = self._manifest(digest, media_type)
+        self._layers(manifest.layers)
+        self._push_blob(manifest.config, show=False)
+        self.client.put_manifest(self.repo, reference, self.store.content.read(digest),
+                                 media_type)
+        return [digest, manifest.config.digest, *(la.digest for la in manifest.layers)]
+
     def run(self) -> PushResult:
         ref, image = self.ref, self.image
         self.report(f"The push refers to repository [{ref.name}]")
-        data = self.store.content.read(image.record.manifest_digest)
-        media_type = image.record.manifest_media_type
-        try:
-            manifest = parse_manifest(data, media_type)
-        except DecodeError as exc:
-            raise RegistryError(f"manifest {image.record.manifest_digest}: {exc}") from None
-        self._layers(manifest.layers)
-        self._push_blob(manifest.config, show=False)
         tag = ref.tag or "latest"
-        digest = self.client.put_manifest(self.repo, tag, data, media_type)
+        platforms = self._platforms()
+        if platforms is None:
+            media_type = image.record.manifest_media_type
+            data = self.store.content.read(image.record.manifest_digest)
+            held = self._send(image.record.manifest_digest, media_type, tag)
+        else:  # every platform's manifest by digest, then the index under the tag
+            data, media_type, children = platforms
+            held = [d for child in children
+                    for d in self._send(child.digest, child.media_type, child.digest)]
+            self.client.put_manifest(self.repo, tag, data, media_type)
+        digest = digest_of(data)
         self.report(f"{tag}: digest: {digest} size: {len(data)}")
         self.report("", aux={"Tag": tag, "Digest": digest, "Size": len(data)})
         self.store.db.set_refs(image.id, [(str(ref.with_digest(digest)), "digest")])
         sources = BlobSources.beside(self.store.root)
         try:
-            sources.record(ref.domain, self.repo, [digest, manifest.config.digest,
-                                                   *(la.digest for la in manifest.layers)])
+            sources.record(ref.domain, self.repo, [digest, *held])
         finally:
             sources.close()
         return PushResult(reference=ref, digest=digest, size=len(data), media_type=media_type,

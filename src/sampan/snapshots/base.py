@@ -10,6 +10,7 @@ so a crash leaves at worst an orphan directory that ``cleanup`` removes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -168,6 +169,12 @@ class Snapshotter(ABC):
         if info.kind == COMMITTED:
             raise SnapshotError(f"snapshot {key!r} is committed: mount a view of it instead")
         return self._mounts(info, self.parents(info))
+
+    def read_mounts(self, key: str) -> list[Mount]:
+        """Read-only mounts of what the snapshot ``key`` holds now, its own changes included:
+        `export` reads a container through these, even while the container runs."""
+        info = self.stat(key)
+        return self._mounts(dataclasses.replace(info, kind=VIEW), [info, *self.parents(info)])
 
     def commit(self, key: str, name: str) -> None:
         """Make the active snapshot ``key`` a committed one called ``name``."""
