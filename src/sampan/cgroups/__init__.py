@@ -12,12 +12,14 @@ start path imports it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from .base import Cgroup, CgroupError
 from .paths import CGROUP_ROOT, below_mount, cgroup_mounts, own_cgroups, placement
 from .v1 import UNIFIED, CgroupV1
 from .v2 import CgroupV2
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["Cgroup", "CgroupError", "CgroupV1", "CgroupV2", "open_cgroup", "unified_mode"]
 

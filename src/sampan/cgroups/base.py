@@ -6,16 +6,18 @@ applied) and the cgroup file, so that a user can tell which setting the kernel r
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..kernel import signals as signal
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any, ClassVar
+
     from ..oci.spec import Resources
 
 
@@ -237,8 +239,10 @@ class Cgroup(ABC):
             if not new:
                 return
             for pid in new:
-                with contextlib.suppress(ProcessLookupError):
+                try:
                     os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
             seen.update(new)
             if sig != signal.SIGKILL:
                 return

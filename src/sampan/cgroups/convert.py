@@ -7,10 +7,10 @@ utils.go) so that a config means the same thing under sampan as under runc.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from .base import CgroupError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..oci.spec import CPU, Memory, ThrottleDevice
 

@@ -9,14 +9,15 @@ program, so that a rule list means the same thing on both (runc does the same).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from ..oci.record import field, record
 from .base import CgroupError
 from .convert import DEVICES
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ..oci.spec import DeviceCgroup
 
 ACCESS_BITS = {"m": 1, "r": 2, "w": 4}  # BPF_DEVCG_ACC_MKNOD/READ/WRITE
@@ -25,7 +26,7 @@ ALL_ACCESS = "rwm"
 MAX_DEVICE_NUMBER = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     allow: bool
     type: str  # "a", "b" or "c"
@@ -68,7 +69,7 @@ def rules_from_spec(devices: Iterable[DeviceCgroup]) -> list[Rule]:
 Key = tuple[str, int | None, int | None]
 
 
-@dataclass
+@record
 class DeviceState:
     """What the v1 controller holds: a default and the exceptions to it."""
 

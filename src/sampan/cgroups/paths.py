@@ -11,9 +11,8 @@
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
 
+from ..oci.record import record
 from .base import CgroupError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -23,10 +22,9 @@ V1_CONTROLLERS = frozenset({
     "cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer", "net_cls",
     "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc",
 })
-_SYSTEMD = re.compile(r"([^/:]*):([^/:]*):([^/:]+)")
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     mountpoint: str
     root: str  # the directory of the hierarchy shown at mountpoint
@@ -34,14 +32,34 @@ class Mount:
     controllers: tuple[str, ...]  # v1: "memory", "name=systemd"...; v2: ()
 
 
-@dataclass(frozen=True)
+@record
 class Placement:
     path: str  # absolute ("/x/y": below the mount root) or relative (below our own cgroup)
     prune: int  # empty parents destroy() may remove
 
 
 def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    """mountinfo's octal escapes (\\040 for a space); no re: this runs on every start."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        chunk = field[i + 1:i + 4]
+        if field[i] == "\\" and len(chunk) == 3 and all(c in "01234567" for c in chunk):
+            out.append(chr(int(chunk, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _systemd_parts(cgroups_path: str) -> list[str] | None:
+    """"slice:prefix:name" (runc's systemd form: no "/", a name) split in three."""
+    parts = cgroups_path.split(":")
+    if "/" in cgroups_path or len(parts) != 3 or not parts[2]:
+        return None
+    return parts
 
 
 def cgroup_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
@@ -86,9 +104,9 @@ def placement(cgroups_path: str | None, container_id: str) -> Placement:
         if not container_id or "/" in container_id or container_id in (".", ".."):
             raise CgroupError(f"container id {container_id!r} cannot name a cgroup")
         return Placement(f"{DEFAULT_PARENT}/{container_id}", 1)
-    match = _SYSTEMD.fullmatch(cgroups_path)
-    if match:
-        return Placement(_systemd_path(*match.groups()), 0)
+    systemd = _systemd_parts(cgroups_path)
+    if systemd:
+        return Placement(_systemd_path(*systemd), 0)
     parts = [p for p in cgroups_path.split("/") if p and p != "."]
     if ".." in parts:
         raise CgroupError(f"{FIELD}: {cgroups_path!r} must not contain '..'")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
+from ..kernel import signals as signal
 from . import convert as cv
 from .base import (
     FREEZE_TIMEOUT,
@@ -25,7 +23,11 @@ from .base import (
     write_file,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from ..oci.spec import CPU, BlockIO, Memory, Resources
 
 UNIFIED = "unified"  # the key of the cgroup2 hierarchy in a hybrid layout

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from typing import TYPE_CHECKING, Any
 
 from . import convert as cv
 from .base import (
@@ -19,7 +17,10 @@ from .base import (
     write_file,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..oci.spec import BlockIO, Resources
 
 UNLIMITED = (1 << 64) - 1  # how runc reports "max" in stats
@@ -337,5 +338,7 @@ def _pass_controllers_down(directory: str, made: bool, leaf: bool) -> None:
         write_file(path, " ".join("+" + c for c in controllers))
     except CgroupError:
         for c in controllers:
-            with contextlib.suppress(CgroupError):
+            try:
                 write_file(path, "+" + c)
+            except CgroupError:
+                pass

@@ -3,15 +3,18 @@ can drive it as they drive runc."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import signal
 import sys
-from typing import Any
 
 from .. import __version__
+from ..oci import jsonio
 from ..oci.spec import SPEC_VERSION
+from .options import Arg, Command, Flag, parse, print_help
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import SimpleNamespace
+    from typing import Any
 
 DEFAULT_ROOT = "/run/sampan-runtime"
 
@@ -30,7 +33,7 @@ class _Log:
 
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
-            line = json.dumps({"level": "error", "msg": message, "time": now})
+            line = jsonio.dumps({"level": "error", "msg": message, "time": now})
         else:
             line = f'time="{now}" level=error msg="{message}"'
         try:
@@ -40,157 +43,77 @@ class _Log:
             pass
 
 
-def _create_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--bundle", "-b", default=".")
-    c.add_argument("--console-socket", default=None)
-    c.add_argument("--pid-file", default=None)
-    c.add_argument("--no-pivot", action="store_true")
-    c.add_argument("--no-new-keyring", action="store_true")
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("id")
-
-
-def _run_flags(c: argparse.ArgumentParser) -> None:
-    _create_flags(c)
-    c.add_argument("--detach", "-d", action="store_true")
-    c.add_argument("--keep", action="store_true")
-    c.add_argument("--no-subreaper", action="store_true")
-
-
-def _id_only(c: argparse.ArgumentParser) -> None:
-    c.add_argument("id")
-
-
-def _kill_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--all", "-a", action="store_true")
-    c.add_argument("id")
-    c.add_argument("signal", nargs="?", default="SIGTERM")
-
-
-def _delete_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--force", "-f", action="store_true")
-    c.add_argument("ids", nargs="+")
-
-
-def _list_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--format", "-f", default="table", choices=["table", "json"])
-    c.add_argument("--quiet", "-q", action="store_true")
-
-
-def _ps_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--format", "-f", default="table", choices=["table", "json"])
-    c.add_argument("id")
-    c.add_argument("ps_args", nargs=argparse.REMAINDER)
-
-
-def _exec_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--console-socket", default=None)
-    c.add_argument("--cwd", default=None)
-    c.add_argument("--env", "-e", action="append", default=[])
-    c.add_argument("--tty", "-t", action="store_true")
-    c.add_argument("--user", "-u", default=None)
-    c.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
-    c.add_argument("--process", "-p", default=None)
-    c.add_argument("--detach", "-d", action="store_true")
-    c.add_argument("--pid-file", default=None)
-    c.add_argument("--process-label", default=None)
-    c.add_argument("--apparmor", default=None)
-    c.add_argument("--no-new-privs", action="store_true")
-    c.add_argument("--cap", "-c", action="append", default=[])
-    c.add_argument("--preserve-fds", type=int, default=0)
-    c.add_argument("--ignore-paused", action="store_true")
-    c.add_argument("--cgroup", default=None)
-    c.add_argument("id")
-    c.add_argument("exec_args", metavar="command", nargs=argparse.REMAINDER)
-
-
-def _spec_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--bundle", "-b", default=".")
-    c.add_argument("--rootless", action="store_true")
-
-
-def _no_flags(c: argparse.ArgumentParser) -> None:
-    pass
-
-
-def _update_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--resources", "-r", default=None)
-    for flag in ("blkio-weight", "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime",
-                 "cpu-share", "cpuset-cpus", "cpuset-mems", "memory", "memory-reservation",
-                 "memory-swap", "pids-limit", "kernel-memory"):
-        c.add_argument(f"--{flag}", default=None)
-    c.add_argument("id")
-
-
-def _events_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--stats", action="store_true")
-    c.add_argument("--interval", default="5s")
-    c.add_argument("id")
-
-
-_COMMANDS: dict[str, tuple[str, Any]] = {
-    "create": ("create a container", _create_flags),
-    "run": ("create and start a container", _run_flags),
-    "start": ("start a created container", _id_only),
-    "state": ("print a container's state", _id_only),
-    "pause": ("pause a container", _id_only),
-    "resume": ("resume a paused container", _id_only),
-    "kill": ("send a signal to the container's init", _kill_flags),
-    "delete": ("delete a container", _delete_flags),
-    "list": ("list containers", _list_flags),
-    "ps": ("processes running in a container", _ps_flags),
-    "exec": ("run a process in a running container", _exec_flags),
-    "spec": ("write a default config.json", _spec_flags),
-    "features": ("show what this runtime supports", _no_flags),
-    "update": ("change a container's resource limits", _update_flags),
-    "events": ("container events and statistics", _events_flags),
+_GLOBAL = [
+    Flag("--version", "-v", kind="bool"),
+    Flag("--root", default=DEFAULT_ROOT),
+    Flag("--log"),
+    Flag("--log-format", default="text", choices=("text", "json")),
+    Flag("--debug", kind="bool"),
+    Flag("--systemd-cgroup", kind="bool"),
+    Flag("--rootless", default="auto"),
+    Flag("--criu"),
+]
+_CREATE = [
+    Flag("--bundle", "-b", default="."),
+    Flag("--console-socket"),
+    Flag("--pid-file"),
+    Flag("--no-pivot", kind="bool"),
+    Flag("--no-new-keyring", kind="bool"),
+    Flag("--preserve-fds", kind="int", default=0),
+]
+_RUN = [*_CREATE, Flag("--detach", "-d", kind="bool"), Flag("--keep", kind="bool"),
+        Flag("--no-subreaper", kind="bool")]
+_EXEC = [
+    Flag("--console-socket"), Flag("--cwd"), Flag("--env", "-e", kind="append"),
+    Flag("--tty", "-t", kind="bool"), Flag("--user", "-u"),
+    Flag("--additional-gids", "-g", kind="append_int"), Flag("--process", "-p"),
+    Flag("--detach", "-d", kind="bool"), Flag("--pid-file"), Flag("--process-label"),
+    Flag("--apparmor"), Flag("--no-new-privs", kind="bool"), Flag("--cap", "-c", kind="append"),
+    Flag("--preserve-fds", kind="int", default=0), Flag("--ignore-paused", kind="bool"),
+    Flag("--cgroup"),
+]
+_UPDATE = [Flag("--resources", "-r")] + [
+    Flag(f"--{name}") for name in (
+        "blkio-weight", "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime",
+        "cpu-share", "cpuset-cpus", "cpuset-mems", "memory", "memory-reservation",
+        "memory-swap", "pids-limit", "kernel-memory")]
+_FORMAT = Flag("--format", "-f", default="table", choices=("table", "json"))
+_ID = [Arg("id")]
+_COMMANDS = {
+    "create": Command("create a container", _CREATE, _ID),
+    "run": Command("create and start a container", _RUN, _ID),
+    "start": Command("start a created container", [], _ID),
+    "state": Command("print a container's state", [], _ID),
+    "pause": Command("pause a container", [], _ID),
+    "resume": Command("resume a paused container", [], _ID),
+    "kill": Command("send a signal to the container's init", [Flag("--all", "-a", kind="bool")],
+                    [Arg("id"), Arg("signal", "?", default="SIGTERM")]),
+    "delete": Command("delete a container", [Flag("--force", "-f", kind="bool")],
+                      [Arg("ids", "+")]),
+    "list": Command("list containers", [_FORMAT, Flag("--quiet", "-q", kind="bool")], []),
+    "ps": Command("processes running in a container", [_FORMAT],
+                  [Arg("id"), Arg("ps_args", "...")]),
+    "exec": Command("run a process in a running container", _EXEC,
+                    [Arg("id"), Arg("exec_args", "...", metavar="command")]),
+    "spec": Command("write a default config.json",
+                    [Flag("--bundle", "-b", default="."), Flag("--rootless", kind="bool")], []),
+    "features": Command("show what this runtime supports", [], []),
+    "update": Command("change a container's resource limits", _UPDATE, _ID),
+    "events": Command("container events and statistics",
+                      [Flag("--stats", kind="bool"), Flag("--interval", default="5s")], _ID),
 }
-_GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--rootless", "--criu"}
-
-
-def _command_in(argv: list[str]) -> str | None:
-    """The subcommand named in argv, found without building every subparser."""
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg.startswith("-"):
-            skip = arg in _GLOBAL_WITH_VALUE
-        else:
-            return arg if arg in _COMMANDS else None
-    return None
-
-
-def _parser(argv: list[str]) -> argparse.ArgumentParser:
-    """runc's flags; only the named subcommand gets its arguments (each costs time on the
-    path of every container start)."""
-    p = argparse.ArgumentParser(prog="sampan-runtime",
-                                description="An OCI runtime with runc's command line.")
-    p.add_argument("--version", "-v", action="store_true")
-    p.add_argument("--root", default=DEFAULT_ROOT)
-    p.add_argument("--log", default=None)
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true")
-    p.add_argument("--rootless", default="auto")
-    p.add_argument("--criu", default=None)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    only = _command_in(argv)
-    for name, (help_, add_flags) in _COMMANDS.items():
-        if only is None or name == only:
-            add_flags(sub.add_parser(name, help=help_))
-    return p
+_PROG, _DESCRIPTION = "sampan-runtime", "An OCI runtime with runc's command line."
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser(argv).parse_args(argv)
+    args = parse(_PROG, _DESCRIPTION, _GLOBAL, _COMMANDS, argv)
     log = _Log(args.log, args.log_format)
     if args.version:
         print(f"sampan-runtime version {__version__}\nspec: {SPEC_VERSION}")
         return 0
     if not args.command:
-        _parser([]).print_help()
+        print_help(_PROG, _DESCRIPTION, _GLOBAL, _COMMANDS)
         return 0
     from ..oci.spec import ConfigError
     from ..runtime.channel import SetupError
@@ -208,14 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: SimpleNamespace) -> int:
     command = args.command
     if command == "spec":
         return _spec(args)
     if command == "features":
         from ..runtime.features import features
 
-        print(json.dumps(features(), indent=2))
+        print(jsonio.dumps(features(), indent=2))
         return 0
     from ..runtime.container import Runtime
 
@@ -230,7 +153,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "start":
         rt.start(args.id)
     elif command == "state":
-        print(json.dumps(rt.state(args.id), indent=2))
+        print(jsonio.dumps(rt.state(args.id), indent=2))
     elif command == "kill":
         rt.kill(args.id, parse_signal(args.signal), all_processes=args.all)
     elif command == "delete":
@@ -254,6 +177,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def parse_signal(value: str) -> int:
+    import signal
+
     from ..runtime.state import ContainerError
 
     if value.isdigit():
@@ -267,7 +192,7 @@ def parse_signal(value: str) -> int:
         raise ContainerError(f"unknown signal {value!r}") from None
 
 
-def _spec(args: argparse.Namespace) -> int:
+def _spec(args: SimpleNamespace) -> int:
     from ..oci.defaults import default_spec
 
     path = os.path.join(args.bundle, "config.json")
@@ -276,11 +201,11 @@ def _spec(args: argparse.Namespace) -> int:
 
         raise ContainerError(f"File {path} exists. Remove it first")
     with open(path, "w") as f:
-        json.dump(default_spec(rootless=args.rootless), f, indent="\t")
+        f.write(jsonio.dumps(default_spec(rootless=args.rootless), indent="\t"))
     return 0
 
 
-def _run(rt: Any, args: argparse.Namespace) -> int:
+def _run(rt: Any, args: SimpleNamespace) -> int:
     from ..runtime import foreground
 
     started = rt.create(args.id, args.bundle, console_socket=args.console_socket,
@@ -304,13 +229,13 @@ def _run(rt: Any, args: argparse.Namespace) -> int:
     return code
 
 
-def _list(rt: Any, args: argparse.Namespace) -> None:
+def _list(rt: Any, args: SimpleNamespace) -> None:
     states = rt.list()
     if args.quiet:
         for s in states:
             print(s["id"])
     elif args.format == "json":
-        print(json.dumps(states))
+        print(jsonio.dumps(states))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
@@ -320,12 +245,12 @@ def _list(rt: Any, args: argparse.Namespace) -> None:
             print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
-def _ps(rt: Any, args: argparse.Namespace) -> int:
+def _ps(rt: Any, args: SimpleNamespace) -> int:
     import subprocess
 
     pids = rt.pids(args.id)
     if args.format == "json":
-        print(json.dumps(pids))
+        print(jsonio.dumps(pids))
         return 0
     ps_args = args.ps_args or ["-ef"]
     out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
@@ -345,7 +270,7 @@ def _ps(rt: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _exec(rt: Any, args: argparse.Namespace) -> int:
+def _exec(rt: Any, args: SimpleNamespace) -> int:
     from ..oci.decode import DecodeError, decode
     from ..oci.spec import Capabilities, ConfigError, Process, User
 
@@ -353,7 +278,7 @@ def _exec(rt: Any, args: argparse.Namespace) -> int:
     if args.process:
         with open(args.process) as f:
             try:
-                proc = decode(Process, json.load(f), "process")
+                proc = decode(Process, jsonio.loads(f.read()), "process")
             except DecodeError as exc:
                 raise ConfigError(str(exc)) from None
     else:
@@ -413,13 +338,13 @@ def parse_size(value: str) -> int:
     return int(float(v[:-1]) * unit)
 
 
-def _update_resources(args: argparse.Namespace) -> dict[str, Any]:
+def _update_resources(args: SimpleNamespace) -> dict[str, Any]:
     if args.resources:
         if args.resources == "-":
-            data: dict[str, Any] = json.load(sys.stdin)
+            data: dict[str, Any] = jsonio.loads(sys.stdin.read())
         else:
             with open(args.resources) as f:
-                data = json.load(f)
+                data = jsonio.loads(f.read())
         return data
     res: dict[str, Any] = {}
 
@@ -453,7 +378,7 @@ def _update_resources(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def _events(rt: Any, args: argparse.Namespace) -> int:
+def _events(rt: Any, args: SimpleNamespace) -> int:
     """runc's events: --stats prints one stats event; otherwise stats every interval and
     an ``oom`` event when the kernel OOM-kills a process of the container."""
     import time
@@ -461,7 +386,7 @@ def _events(rt: Any, args: argparse.Namespace) -> int:
     record = rt.store.load(args.id)
     cgroup = rt._require_cgroup(record)
     if args.stats:
-        print(json.dumps({"type": "stats", "id": args.id, "data": cgroup.stats()}))
+        print(jsonio.dumps({"type": "stats", "id": args.id, "data": cgroup.stats()}))
         return 0
     interval = float(args.interval.rstrip("s") or 5)
     ooms = cgroup.oom_kills()
@@ -470,10 +395,10 @@ def _events(rt: Any, args: argparse.Namespace) -> int:
         now = time.monotonic()
         count = cgroup.oom_kills()
         if count > ooms:
-            print(json.dumps({"type": "oom", "id": args.id}), flush=True)
+            print(jsonio.dumps({"type": "oom", "id": args.id}), flush=True)
             ooms = count
         if now >= next_stats:
-            print(json.dumps({"type": "stats", "id": args.id, "data": cgroup.stats()}),
+            print(jsonio.dumps({"type": "stats", "id": args.id, "data": cgroup.stats()}),
                   flush=True)
             next_stats = now + interval
         time.sleep(0.1)

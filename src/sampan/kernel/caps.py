@@ -8,8 +8,7 @@ and ambient after the switch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..oci.record import record
 from ..oci.spec import Capabilities
 from . import syscalls as k
 
@@ -61,7 +60,7 @@ def parse(cap_names: list[str] | None, field: str = "capabilities") -> int:
     return mask
 
 
-@dataclass(frozen=True)
+@record
 class CapabilitySet:
     bounding: int
     effective: int

@@ -1,18 +1,24 @@
-"""Strict JSON → dataclass decoding with errors that name the offending field.
+"""Strict JSON → record (or dataclass) decoding with errors that name the offending field.
 
 The OCI and Docker structures are plain JSON; runtimes that silently ignore a typo in
 config.json are hard to debug, so every value is type-checked and every error carries the
 dotted path of the field (``linux.resources.memory.limit: expected integer, got "1g"``).
+Records (`sampan.oci.record`, on the runtime's start path) are decoded without importing
+`typing` or `dataclasses`; dataclasses still work, their hints resolved through `typing`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import sys
 import types
-import typing
-from typing import Any, TypeVar, cast, get_args, get_origin
 
-T = TypeVar("T")
+from . import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 class DecodeError(ValueError):
@@ -23,7 +29,7 @@ class DecodeError(ValueError):
         self.path = path
 
 
-def json_name(field: dataclasses.Field[Any]) -> str:
+def json_name(field: Any) -> str:
     """The JSON key of a field: explicit metadata, else snake_case → camelCase."""
     name: str | None = field.metadata.get("json")
     if name:
@@ -32,15 +38,42 @@ def json_name(field: dataclasses.Field[Any]) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-_hints_cache: dict[type, dict[str, Any]] = {}
+_fields_cache: dict[type, list[tuple[str, str, Any, bool]]] = {}
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _hints_cache.get(cls)
-    if hints is None:
+def _struct_fields(cls: type) -> list[tuple[str, str, Any, bool]] | None:
+    """(attribute, JSON key, type, required) of a record or dataclass; None otherwise."""
+    cached = _fields_cache.get(cls)
+    if cached is not None:
+        return cached
+    if record.is_record(cls):
+        out = [(f.name, json_name(f), f.type, f.required) for f in record.fields(cls)]
+    elif hasattr(cls, "__dataclass_fields__"):
+        import dataclasses
+        import typing
+
         hints = typing.get_type_hints(cls)
-        _hints_cache[cls] = hints
-    return hints
+        out = [(f.name, json_name(f), hints[f.name],
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+               for f in dataclasses.fields(cls)]
+    else:
+        return None
+    _fields_cache[cls] = out
+    return out
+
+
+def _is_any(tp: Any) -> bool:
+    typing = sys.modules.get("typing")
+    return tp is object or (typing is not None and tp is typing.Any)
+
+
+def _union_args(tp: Any) -> tuple[Any, ...] | None:
+    if isinstance(tp, types.UnionType):
+        return tp.__args__
+    typing = sys.modules.get("typing")
+    if typing is not None and getattr(tp, "__origin__", None) is typing.Union:
+        return tp.__args__
+    return None
 
 
 def _type_name(value: Any) -> str:
@@ -55,14 +88,14 @@ def _join(path: str, key: str | int) -> str:
 
 
 def decode(cls: type[T], data: Any, path: str = "") -> T:
-    """Build ``cls`` (a dataclass) from ``data``, checking every field's type."""
-    return typing.cast(T, _decode(cls, data, path))
+    """Build ``cls`` (a record or dataclass) from ``data``, checking every field's type."""
+    result: T = _decode(cls, data, path)
+    return result
 
 
 def _decode(tp: Any, value: Any, path: str) -> Any:
-    origin = get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = get_args(tp)
+    options = _union_args(tp)
+    if options is not None:
         if value is None and type(None) in options:
             return None
         errors = []
@@ -74,31 +107,30 @@ def _decode(tp: Any, value: Any, path: str) -> Any:
             except DecodeError as exc:
                 errors.append(exc)
         raise errors[0]
-    if tp is Any:
+    if _is_any(tp):
         return value
+    origin = getattr(tp, "__origin__", None)
     if origin is list:
         if not isinstance(value, list):
             raise DecodeError(path, f"expected array, got {_type_name(value)}")
-        (item,) = get_args(tp)
+        (item,) = tp.__args__
         return [_decode(item, v, _join(path, i)) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise DecodeError(path, f"expected object, got {_type_name(value)}")
-        _, item = get_args(tp)
+        _, item = tp.__args__
         return {k: _decode(item, v, _join(path, k)) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    struct = _struct_fields(tp) if isinstance(tp, type) else None
+    if struct is not None:
         if not isinstance(value, dict):
             raise DecodeError(path, f"expected object, got {_type_name(value)}")
-        hints = _hints(tp)  # type: ignore[arg-type]
         kwargs = {}
-        for field in dataclasses.fields(tp):
-            key = json_name(field)
+        for name, key, field_type, required in struct:
             if key in value and value[key] is not None:
-                kwargs[field.name] = _decode(hints[field.name], value[key], _join(path, key))
-            elif (field.default is dataclasses.MISSING
-                  and field.default_factory is dataclasses.MISSING):
+                kwargs[name] = _decode(field_type, value[key], _join(path, key))
+            elif required:
                 raise DecodeError(_join(path, key), "required field is missing")
-        return cast(Any, tp)(**kwargs)
+        return tp(**kwargs)
     if tp is bool:
         if not isinstance(value, bool):
             raise DecodeError(path, f"expected boolean, got {_type_name(value)}")
@@ -119,13 +151,14 @@ def _decode(tp: Any, value: Any, path: str) -> Any:
 
 
 def encode(obj: Any) -> Any:
-    """The JSON form of a dataclass tree, leaving out fields that are None."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    """The JSON form of a record or dataclass tree, leaving out fields that are None."""
+    if not isinstance(obj, type) and (record.is_record(obj)
+                                      or hasattr(obj, "__dataclass_fields__")):
         out = {}
-        for field in dataclasses.fields(obj):
-            value = getattr(obj, field.name)
+        for name, key, _, _ in _struct_fields(type(obj)) or ():
+            value = getattr(obj, name)
             if value is not None:
-                out[json_name(field)] = encode(value)
+                out[key] = encode(value)
         return out
     if isinstance(obj, list):
         return [encode(v) for v in obj]

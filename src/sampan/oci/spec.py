@@ -1,18 +1,21 @@
-"""The OCI runtime specification (config.json, versions 1.0 to 1.2) as typed dataclasses.
+"""The OCI runtime specification (config.json, versions 1.0 to 1.2) as typed records.
 
 Field names follow the spec's JSON keys (camelCase in JSON, snake_case here); ``load_spec``
 checks every type and names the field of any error.  Windows, Solaris and VM sections are
 not modelled: sampan is a Linux runtime.
-
-Annotations are evaluated at class creation (no ``from __future__ import annotations``):
-the decoder then reads real types instead of evaluating strings on every container start.
+These are records (`sampan.oci.record`), not dataclasses: the runtime imports them on
+every container start.
 """
 
-import json
-from dataclasses import dataclass, field
-from typing import Any, cast
+from __future__ import annotations
 
+from . import jsonio
 from .decode import DecodeError, decode, encode
+from .record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SPEC_VERSION = "1.2.0"
 
@@ -21,7 +24,7 @@ def _json(name: str) -> Any:
     return field(default=None, metadata={"json": name})
 
 
-@dataclass
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -30,13 +33,13 @@ class User:
     username: str | None = None
 
 
-@dataclass
+@record
 class Box:
     height: int = 0
     width: int = 0
 
 
-@dataclass
+@record
 class Capabilities:
     bounding: list[str] | None = None
     effective: list[str] | None = None
@@ -45,20 +48,20 @@ class Capabilities:
     ambient: list[str] | None = None
 
 
-@dataclass
+@record
 class Rlimit:
     type: str
     hard: int
     soft: int
 
 
-@dataclass
+@record
 class IOPriority:
     class_: str = field(default="", metadata={"json": "class"})
     priority: int = 0
 
 
-@dataclass
+@record
 class Scheduler:
     policy: str = ""
     nice: int | None = None
@@ -69,13 +72,13 @@ class Scheduler:
     period: int | None = None
 
 
-@dataclass
+@record
 class CPUAffinity:
     initial: str | None = None
     final: str | None = None
 
 
-@dataclass
+@record
 class Process:
     cwd: str = "/"
     args: list[str] | None = None
@@ -94,20 +97,20 @@ class Process:
     exec_cpu_affinity: CPUAffinity | None = _json("execCPUAffinity")
 
 
-@dataclass
+@record
 class Root:
     path: str
     readonly: bool = False
 
 
-@dataclass
+@record
 class IDMapping:
     container_id: int = _json("containerID")
     host_id: int = _json("hostID")
     size: int = 0
 
 
-@dataclass
+@record
 class Mount:
     destination: str
     type: str | None = None
@@ -117,7 +120,7 @@ class Mount:
     gid_mappings: list[IDMapping] | None = None
 
 
-@dataclass
+@record
 class Hook:
     path: str
     args: list[str] | None = None
@@ -125,7 +128,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass
+@record
 class Hooks:
     prestart: list[Hook] | None = None
     create_runtime: list[Hook] | None = None
@@ -135,19 +138,19 @@ class Hooks:
     poststop: list[Hook] | None = None
 
 
-@dataclass
+@record
 class Namespace:
     type: str
     path: str | None = None
 
 
-@dataclass
+@record
 class TimeOffset:
     secs: int = 0
     nanosecs: int = 0
 
 
-@dataclass
+@record
 class Device:
     type: str
     path: str
@@ -158,7 +161,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass
+@record
 class DeviceCgroup:
     allow: bool
     type: str | None = None
@@ -167,7 +170,7 @@ class DeviceCgroup:
     access: str | None = None
 
 
-@dataclass
+@record
 class Memory:
     limit: int | None = None
     reservation: int | None = None
@@ -180,7 +183,7 @@ class Memory:
     check_before_update: bool | None = None
 
 
-@dataclass
+@record
 class CPU:
     shares: int | None = None
     quota: int | None = None
@@ -193,12 +196,12 @@ class CPU:
     idle: int | None = None
 
 
-@dataclass
+@record
 class Pids:
     limit: int = 0
 
 
-@dataclass
+@record
 class WeightDevice:
     major: int
     minor: int
@@ -206,14 +209,14 @@ class WeightDevice:
     leaf_weight: int | None = None
 
 
-@dataclass
+@record
 class ThrottleDevice:
     major: int
     minor: int
     rate: int
 
 
-@dataclass
+@record
 class BlockIO:
     weight: int | None = None
     leaf_weight: int | None = None
@@ -224,25 +227,25 @@ class BlockIO:
     throttle_write_iops_device: list[ThrottleDevice] | None = _json("throttleWriteIOPSDevice")
 
 
-@dataclass
+@record
 class HugepageLimit:
     page_size: str
     limit: int
 
 
-@dataclass
+@record
 class InterfacePriority:
     name: str
     priority: int
 
 
-@dataclass
+@record
 class Network:
     class_id: int | None = _json("classID")
     priorities: list[InterfacePriority] | None = None
 
 
-@dataclass
+@record
 class Resources:
     devices: list[DeviceCgroup] | None = None
     memory: Memory | None = None
@@ -255,7 +258,7 @@ class Resources:
     unified: dict[str, str] | None = None
 
 
-@dataclass
+@record
 class SeccompArg:
     index: int
     value: int
@@ -263,7 +266,7 @@ class SeccompArg:
     value_two: int = 0
 
 
-@dataclass
+@record
 class SeccompSyscall:
     names: list[str]
     action: str
@@ -271,7 +274,7 @@ class SeccompSyscall:
     args: list[SeccompArg] | None = None
 
 
-@dataclass
+@record
 class Seccomp:
     default_action: str
     default_errno_ret: int | None = None
@@ -282,13 +285,13 @@ class Seccomp:
     syscalls: list[SeccompSyscall] | None = None
 
 
-@dataclass
+@record
 class Personality:
     domain: str
     flags: list[str] | None = None
 
 
-@dataclass
+@record
 class Linux:
     namespaces: list[Namespace] | None = None
     uid_mappings: list[IDMapping] | None = None
@@ -304,10 +307,10 @@ class Linux:
     readonly_paths: list[str] | None = None
     mount_label: str | None = None
     personality: Personality | None = None
-    intel_rdt: dict[str, Any] | None = _json("intelRdt")
+    intel_rdt: dict[str, object] | None = _json("intelRdt")
 
 
-@dataclass
+@record
 class Spec:
     oci_version: str = _json("ociVersion")
     process: Process | None = None
@@ -327,7 +330,8 @@ class Spec:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return cast(dict[str, Any], encode(self))
+        data: dict[str, Any] = encode(self)
+        return data
 
 
 class ConfigError(ValueError):
@@ -350,10 +354,10 @@ def parse_spec(data: Any) -> Spec:
 def load_spec(path: str) -> Spec:
     try:
         with open(path, "rb") as f:
-            data = json.load(f)
+            data = jsonio.loads(f.read())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise ConfigError(f"{path}: invalid JSON: {exc}") from None
     return parse_spec(data)
 

@@ -7,39 +7,41 @@ read returns b"" at once, so a crashed init can never leave the runtime waiting.
 
 from __future__ import annotations
 
-import json
-import socket
-from typing import Any
+from ..kernel import unixsock
+from ..oci import jsonio
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 class ChannelClosed(Exception):
     """The peer exited before sending what was expected."""
 
 
 class Channel:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: unixsock.Socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = unixsock.seqpacket_pair()
         return cls(a), cls(b)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def send(self, kind: str, fds: list[int] | None = None, **data: Any) -> None:
-        payload = json.dumps({"type": kind, **data}).encode()
+        payload = jsonio.dumps({"type": kind, **data}).encode()
         if fds:
-            socket.send_fds(self.sock, [payload], fds)
+            unixsock.send_fds(self.sock, payload, fds)
         else:
             self.sock.send(payload)
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
-        payload, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 4)
+        payload, fds = unixsock.recv_fds(self.sock, 65536, 4)
         if not payload:
             raise ChannelClosed("the container process exited during set-up")
-        message: dict[str, Any] = json.loads(payload)
+        message: dict[str, Any] = jsonio.loads(payload)
         return message, fds
 
     def expect(self, *kinds: str) -> tuple[dict[str, Any], list[int]]:

@@ -9,21 +9,17 @@ frozen) to tell the status; the state directory is never the only source of trut
 from __future__ import annotations
 
 import builtins
-import contextlib
-import dataclasses
 import errno
-import json
 import os
-import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from ..cgroups import Cgroup, CgroupError, open_cgroup
-from ..kernel import caps, seccomp
+from ..kernel import caps, unixsock
+from ..kernel import signals as signal
 from ..kernel import syscalls as k
+from ..oci import jsonio
 from ..oci.decode import DecodeError, decode
+from ..oci.record import record, replace
 from ..oci.spec import (
     SPEC_VERSION,
     ConfigError,
@@ -39,11 +35,17 @@ from .channel import Channel, ChannelClosed, SetupError
 from .init import InitContext, run_stage1
 from .state import ContainerError, ContainerRecord, StateStore
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..kernel import seccomp
+
 CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", \
     "creating"
 
 
-@dataclass
+@record
 class Started:
     """A process the runtime forked and still has to do something with."""
 
@@ -147,7 +149,7 @@ class Runtime:
         state_dir = self.store.reserve(container_id)
         record = ContainerRecord(
             id=container_id, bundle=bundle, rootfs=rootfs_path,
-            created=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            created=_utc_now(),
             owner="root" if os.geteuid() == 0 else str(os.geteuid()),
             annotations=spec.annotations or {},
             cgroups_path=spec.linux.cgroups_path if spec.linux else None)
@@ -155,14 +157,14 @@ class Runtime:
         started: Started | None = None
         try:
             with open(os.path.join(state_dir, "config.json"), "w") as f:
-                json.dump(raw, f)
+                f.write(jsonio.dumps(raw))
             fifo = os.path.join(state_dir, "exec.fifo")
             _make_exec_fifo(fifo, spec)
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
             cgroup = open_cgroup(record.cgroups_path, container_id)
             cgroup.create()
             resources = (spec.linux.resources if spec.linux else None) or Resources()
-            cgroup.set(dataclasses.replace(resources, devices=rootfs.device_rules(spec)))
+            cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
             record.cgroup_paths = dict(cgroup.paths)
             self.store.save(record)
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
@@ -207,14 +209,11 @@ class Runtime:
     def _spawn(self, ctx: InitContext, cgroup: Cgroup, console_socket: str | None,
                preserve_fds: int, on_hooks: Callable[[int], None]) -> Started:
         """Fork stage 1, answer its requests, and return stage 2's pid once it is ready."""
-        import socket
-
         process.close_inherited_fds(2 + preserve_fds)
-        console: socket.socket | None = None
+        console: unixsock.Socket | None = None
         if ctx.process.terminal and console_socket:
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                console.connect(console_socket)
+                console = unixsock.connect(console_socket)
             except OSError as exc:
                 raise ContainerError(f"--console-socket {console_socket}: "
                                      f"{exc.strerror}") from None
@@ -353,7 +352,7 @@ class Runtime:
         data["linux"]["resources"] = merged
         path = os.path.join(self.store.dir(container_id), "config.json")
         with open(path + ".tmp", "w") as f:
-            json.dump(data, f)
+            f.write(jsonio.dumps(data))
         os.replace(path + ".tmp", path)
 
     def delete(self, container_id: str, force: bool = False) -> None:
@@ -368,8 +367,10 @@ class Runtime:
                 cgroup.kill(signal.SIGKILL)
                 if status == PAUSED:
                     cgroup.thaw()
-            with contextlib.suppress(ContainerError):  # the cgroup kill may have won
+            try:
                 _signal(record, signal.SIGKILL)
+            except ContainerError:
+                pass
             _wait_gone(record)
         if cgroup is not None:
             cgroup.destroy()
@@ -420,6 +421,12 @@ class Runtime:
         return started
 
 
+def _utc_now() -> str:
+    """RFC 3339 with microseconds, as runc writes ``created`` (datetime costs an import)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+
+
 def _ns_inode(path: str) -> int | None:
     try:
         return os.stat(path).st_ino
@@ -440,7 +447,11 @@ def _namespaces_into(ctx: InitContext, spec: Spec) -> None:
 def _compile_security(spec: Spec, proc: Process) -> tuple[seccomp.Filter | None,
                                                             caps.CapabilitySet | None]:
     linux = spec.linux
-    filt = seccomp.compile(linux.seccomp) if linux and linux.seccomp else None
+    filt = None
+    if linux and linux.seccomp:
+        from ..kernel import seccomp  # libseccomp is loaded only for configs that use it
+
+        filt = seccomp.compile(linux.seccomp)
     capset = caps.CapabilitySet.from_spec(proc.capabilities)
     return filt, capset
 
@@ -507,8 +518,10 @@ def _signal(record: ContainerRecord, sig: int) -> None:
 def _wait_gone(record: ContainerRecord, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while _pid_start_time(record.pid) == record.pid_start:
-        with contextlib.suppress(ChildProcessError):
+        try:
             os.waitpid(record.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
         if time.monotonic() > deadline:
             raise ContainerError(f"container {record.id} did not stop after SIGKILL")
         time.sleep(0.005)
@@ -523,8 +536,10 @@ def _kill_and_reap(pid: int) -> None:
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
+    try:
         os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _await_fifo(fifo: str, pid: int) -> None:
@@ -560,10 +575,10 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _read_json(path: str) -> object:
     try:
         with open(path, "rb") as f:
-            return json.load(f)
+            return jsonio.loads(f.read())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (is --bundle right?)") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise ConfigError(f"{path}: invalid JSON: {exc}") from None
 
 

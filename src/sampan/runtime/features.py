@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..oci.spec import NAMESPACE_TYPES, SPEC_VERSION
 from .rootfs import _FLAGS, PROPAGATION
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 def features() -> dict[str, Any]:
     from ..kernel import caps, seccomp

@@ -7,19 +7,21 @@ it as a subreaper, and returns the process's exit status as a shell would report
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import select
-import signal
 import struct
 import sys
 import termios
 import tty
-from collections.abc import Iterator
 
+from ..kernel import signals as signal
 from ..kernel import syscalls as k
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL,
                   signal.SIGSTOP, signal.SIGPIPE}
@@ -39,17 +41,13 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-@contextlib.contextmanager
-def _raw_terminal(fd: int) -> Iterator[None]:
-    if not os.isatty(fd):
-        yield
-        return
+def _raw_terminal(fd: int) -> list[Any] | None:
+    """Put our terminal in raw mode; what to restore, or None if it is no terminal."""
+    if fd < 0 or not os.isatty(fd):
+        return None
     saved = termios.tcgetattr(fd)
     tty.setraw(fd)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    return saved
 
 
 def wait(pid: int, pty_master: int = -1) -> int:
@@ -57,22 +55,29 @@ def wait(pid: int, pty_master: int = -1) -> int:
     pidfd = k.pidfd_open(pid)
     rsig, wsig = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(wsig)
-    forwarded = [s for s in signal.valid_signals() if s not in _NOT_FORWARDED
-                 and isinstance(s, signal.Signals)]
-    handlers = {s: signal.signal(s, lambda *_: None) for s in [*forwarded, signal.SIGWINCH]}
+    handlers = {}
+    for s in signal.valid_signals() - _NOT_FORWARDED | {signal.SIGWINCH}:
+        try:
+            handlers[s] = signal.install(s, lambda *_: None)
+        except (OSError, ValueError):  # the few the C library keeps for itself
+            continue
     try:
         stdin = sys.stdin.fileno() if pty_master >= 0 else -1
         if pty_master >= 0 and os.isatty(stdin):
             _copy_winsize(stdin, pty_master)
-        with _raw_terminal(stdin) if stdin >= 0 else contextlib.nullcontext():
+        saved = _raw_terminal(stdin)
+        try:
             _loop(pid, pidfd, rsig, pty_master, stdin)
+        finally:
+            if saved is not None:
+                termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         _, status = os.waitpid(pid, 0)
         _reap_orphans()
         return exit_status(status)
     finally:
         signal.set_wakeup_fd(old_wakeup)
         for s, h in handlers.items():
-            signal.signal(s, h)
+            signal.install(s, h)
         for fd in (pidfd, rsig, wsig):
             os.close(fd)
 
@@ -93,8 +98,10 @@ def _loop(pid: int, pidfd: int, rsig: int, master: int, stdin: int) -> None:
                 if num == signal.SIGWINCH and master >= 0 and stdin >= 0:
                     _copy_winsize(stdin, master)
                 elif num not in _NOT_FORWARDED:
-                    with contextlib.suppress(ProcessLookupError):
+                    try:
                         os.kill(pid, num)
+                    except ProcessLookupError:
+                        pass
         if master >= 0 and master in ready and not _pump(master, sys.stdout.fileno()):
             readers.remove(master)
         if stdin >= 0 and stdin in ready and not _pump(stdin, master):

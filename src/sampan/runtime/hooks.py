@@ -1,20 +1,33 @@
-"""OCI lifecycle hooks: programs run with the container's state JSON on stdin."""
+"""OCI lifecycle hooks: programs run with the container's state JSON on stdin.
+
+subprocess is imported only when a config has hooks (most have none and every container
+start would pay for it); `load` imports it ahead, for hooks run after pivot_root, where the
+host's Python library is out of reach.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
-from collections.abc import Iterable
+from ..oci import jsonio
 
-from ..oci.spec import Hook
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..oci.spec import Hook
 
 
 class HookError(Exception):
     """A hook failed or timed out; for the creation hooks this fails the container."""
 
 
+def load() -> None:
+    import subprocess  # noqa: F401
+
+
 def run(hook_list: Iterable[Hook], state: dict[str, object], phase: str) -> None:
-    payload = json.dumps(state).encode()
+    import subprocess
+
+    payload = jsonio.dumps(state).encode()
     for i, hook in enumerate(hook_list):
         argv = hook.args or [hook.path]
         env = dict(e.split("=", 1) for e in hook.env or [])

@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
 import termios
-import traceback
-from dataclasses import dataclass, field
-from typing import NoReturn
 
-from ..kernel import caps, seccomp
+from ..kernel import caps, unixsock
 from ..kernel import syscalls as k
+from ..oci.record import field, record
 from ..oci.spec import Process, Spec
 from . import hooks, process, rootfs
 from .channel import Channel
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
-@dataclass
+    from ..kernel import seccomp
+
+@record
 class InitContext:
     """Everything the children need, prepared by the runtime before fork."""
 
@@ -105,7 +107,7 @@ def _fail(channel: Channel, exc: BaseException) -> NoReturn:
     if isinstance(exc, process.ExecNotFound | OSError | ValueError | hooks.HookError):
         message = str(exc)
     else:
-        message = "".join(traceback.format_exception(exc)).strip()
+        message = _describe(exc)
     try:
         channel.send("error", message=message)
     except OSError:
@@ -114,6 +116,19 @@ def _fail(channel: Channel, exc: BaseException) -> NoReturn:
         os.write(2, f"sampan-runtime: {message}\n".encode())
     finally:
         os._exit(1)
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected error with where it happened (the traceback module may be out of
+    reach after pivot_root, so the frames are walked here)."""
+    where = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        where.append(f"  {code.co_filename}:{tb.tb_lineno} in {code.co_name}")
+        tb = tb.tb_next
+    return "\n".join(["Traceback (most recent call last):", *where,
+                      f"{type(exc).__name__}: {exc}"])
 
 
 def run_stage2(ctx: InitContext) -> NoReturn:
@@ -208,6 +223,8 @@ def _prepare_rootfs(ctx: InitContext) -> None:
         devices = list(rootfs.DEFAULT_DEVICES) + list((linux.devices if linux else None) or [])
         rootfs.create_devices(root, devices, bind=ctx.userns or "user" in ctx.join)
         rootfs.dev_symlinks(root)
+    if spec.hooks and spec.hooks.start_container:
+        hooks.load()  # they run after pivot_root
     if spec.hooks and spec.hooks.create_container:
         ctx.channel.send("hooks")
         ctx.channel.expect("hooks-done")
@@ -237,8 +254,8 @@ def _open_console(ctx: InitContext) -> int:
             os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
         k.mount(os.ttyname(slave), console, None, k.MS_BIND)
     if ctx.console_fd >= 0:
-        sock = socket.socket(fileno=ctx.console_fd)
-        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        sock = unixsock.from_fd(ctx.console_fd)
+        unixsock.send_fds(sock, b"/dev/ptmx", [master])
         sock.close()
     else:
         ctx.channel.send("pty", fds=[master])
@@ -249,10 +266,14 @@ def _open_console(ctx: InitContext) -> int:
 def _loopback_up() -> None:
     """Bring up lo in a new network namespace, as runc's loopback strategy does."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = unixsock.inet_dgram()
+    try:
         ifreq = struct.pack("16sH14s", b"lo", 0, b"")
-        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, siocgifflags, ifreq))[1]
-        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14s", b"lo", flags | iff_up, b""))
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock.fileno(), siocgifflags, ifreq))[1]
+        fcntl.ioctl(sock.fileno(), siocsifflags,
+                    struct.pack("16sH14s", b"lo", flags | iff_up, b""))
+    finally:
+        sock.close()
 
 
 _PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}

@@ -14,10 +14,13 @@ import os
 import resource
 import stat
 import termios
-from typing import NoReturn
 
 from ..kernel import syscalls as k
 from ..oci.spec import ConfigError, Process, Rlimit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 CAP_SYS_RESOURCE = 24
 

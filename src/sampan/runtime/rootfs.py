@@ -11,10 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
 
 from ..kernel import syscalls as k
 from ..oci.spec import Device, DeviceCgroup, Mount, Spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # option → (flag, set?) as runc's parseMountOptions.
 _FLAGS: dict[str, tuple[int, bool]] = {

@@ -7,22 +7,25 @@ until ``start``, the ``exec.fifo`` the init blocks on.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
-from dataclasses import asdict, dataclass, field
-from typing import Any
+
+from ..oci import jsonio
+from ..oci.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/sampan-runtime"
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# runc's ^[\w+-\.]+$ (\w: letters, digits, underscore), without importing re.
+_ID_PUNCTUATION = frozenset("_+-.")
 
 
 class ContainerError(Exception):
     """A user-facing runtime failure (bad id, wrong state, missing container...)."""
 
 
-@dataclass
+@record
 class ContainerRecord:
     id: str
     bundle: str
@@ -40,7 +43,8 @@ class ContainerRecord:
 def validate_id(container_id: str) -> None:
     if not container_id:
         raise ContainerError("container id cannot be empty")
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if not all(c.isalnum() or c in _ID_PUNCTUATION for c in container_id) or \
+            container_id in (".", ".."):
         raise ContainerError(f"invalid container id format: {container_id}")
 
 
@@ -69,25 +73,39 @@ class StateStore:
         path = os.path.join(self.dir(record.id), "state.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(asdict(record), f)
+            f.write(jsonio.dumps(vars(record)))
         os.replace(tmp, path)
 
     def load(self, container_id: str) -> ContainerRecord:
         path = os.path.join(self.dir(container_id), "state.json")
         try:
             with open(path) as f:
-                data: dict[str, Any] = json.load(f)
+                data: dict[str, Any] = jsonio.loads(f.read())
         except FileNotFoundError:
             raise ContainerError(f"container does not exist: {container_id}") from None
         return ContainerRecord(**data)
 
     def config(self, container_id: str) -> dict[str, Any]:
         with open(os.path.join(self.dir(container_id), "config.json")) as f:
-            data: dict[str, Any] = json.load(f)
+            data: dict[str, Any] = jsonio.loads(f.read())
         return data
 
     def remove(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        """The directory holds a few files only (no shutil: it costs an import per start)."""
+        path = self.dir(container_id)
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
 
     def ids(self) -> list[str]:
         try:
