@@ -212,6 +212,9 @@ def _prepare_rootfs(ctx: InitContext) -> None:
         (linux.rootfs_propagation if linux else None) or "rslave", k.MS_SLAVE | k.MS_REC)
     k.mount(None, "/", None, propagation)
     root = ctx.rootfs
+    # pivot_root refuses a new root whose parent mount is shared, and a bind below a shared
+    # parent would propagate out: make that parent private first (runc does the same).
+    rootfs.make_parent_mount_private(root)
     k.mount(root, root, None, k.MS_BIND | k.MS_REC)
     for mount in spec.mounts or []:
         try:
@@ -237,6 +240,8 @@ def _prepare_rootfs(ctx: InitContext) -> None:
         rootfs.move_into(root)
     else:
         rootfs.pivot_into(root)
+    if linux and linux.rootfs_propagation:
+        k.mount(None, "/", None, propagation)  # could not be shared while pivoting
     if spec.root and spec.root.readonly:
         rootfs.remount_bind("/", k.MS_RDONLY)
 

@@ -324,6 +324,21 @@ def dev_symlinks(rootfs: str) -> None:
     os.makedirs(os.path.join(rootfs, "dev/shm"), exist_ok=True)
 
 
+def make_parent_mount_private(path: str) -> None:
+    """Make the mount that ``path`` lies on private, if it is shared."""
+    best, shared = "", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mountpoint = fields[4]
+            inside = path == mountpoint or path.startswith(mountpoint.rstrip("/") + "/")
+            if inside and len(mountpoint) >= len(best):
+                best = mountpoint
+                shared = any(opt.startswith("shared:") for opt in fields[6:fields.index("-")])
+    if shared:
+        k.mount(None, best, None, k.MS_PRIVATE)
+
+
 def pivot_into(rootfs: str) -> None:
     """pivot_root into rootfs and detach the old root, as runc does (no temp directory)."""
     old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
