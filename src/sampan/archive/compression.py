@@ -20,19 +20,23 @@ from . import ArchiveError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_UNSUPPORTED = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+# Not layer formats (the image specs name gzip and zstd), but `docker import` takes them.
+_TARBALL_ONLY = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 _CHUNK = 1 << 20
 _MAX_OUT = 4 << 20  # bounds what one compressed chunk may expand to in memory
 
 
-def detect(head: bytes) -> str:
-    """"gzip", "zstd" or "" (uncompressed) for the first bytes of a blob."""
+def detect(head: bytes, tarball: bool = False) -> str:
+    """"gzip", "zstd" or "" (uncompressed) for the first bytes of a blob; with ``tarball``
+    (an import, not a layer) also "bzip2" and "xz"."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     if head.startswith(ZSTD_MAGIC):
         return "zstd"
-    for magic, name in _UNSUPPORTED.items():
+    for magic, name in _TARBALL_ONLY.items():
         if head.startswith(magic):
+            if tarball:
+                return name
             raise ArchiveError(f"{name}-compressed layers are not supported (gzip and zstd are)")
     return ""
 
@@ -83,6 +87,22 @@ def _unzstd(source: BinaryIO) -> Iterator[bytes]:
             if not out:
                 return
             yield out
+
+
+def _legacy(codec: str) -> Callable[[BinaryIO], Iterator[bytes]]:
+    def produce(source: BinaryIO) -> Iterator[bytes]:
+        import bz2
+        import lzma
+
+        engine: Any = bz2.BZ2Decompressor() if codec == "bzip2" else lzma.LZMADecompressor()
+        while data := source.read(_CHUNK):
+            try:
+                yield engine.decompress(data)
+            except (OSError, lzma.LZMAError) as exc:
+                raise ArchiveError(f"corrupt {codec} stream: {exc}") from None
+        if not engine.eof:
+            raise ArchiveError(f"truncated {codec} stream")
+    return produce
 
 
 class _Prefetch(io.RawIOBase):
@@ -136,13 +156,13 @@ class _Prefetch(io.RawIOBase):
 
 
 @contextmanager
-def decompressed(stream: BinaryIO) -> Iterator[BinaryIO]:
-    """A reader of the uncompressed tar in ``stream``."""
+def decompressed(stream: BinaryIO, tarball: bool = False) -> Iterator[BinaryIO]:
+    """A reader of the uncompressed tar in ``stream`` (``tarball``: see `detect`)."""
     buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
-    codec = detect(buffered.peek(8)[:8])
+    codec = detect(buffered.peek(8)[:8], tarball)
     if not codec:
         yield buffered
         return
-    produce = _gunzip if codec == "gzip" else _unzstd
+    produce = {"gzip": _gunzip, "zstd": _unzstd}.get(codec) or _legacy(codec)
     with _Prefetch(lambda: produce(buffered)) as reader:
         yield reader  # type: ignore[misc]

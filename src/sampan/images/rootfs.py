@@ -53,8 +53,9 @@ def _platform(platform: Platform | str | None) -> Platform:
 def import_image(store: ImageStore, stream: BinaryIO, reference: str | None = None, *,
                  changes: Sequence[str] = (), message: str = "", source: str = "-",
                  platform: Platform | str | None = None) -> Image:
-    """Docker's `import`: the (plain, gzip or zstd) tarball ``stream`` as a one-layer image,
-    named ``reference`` if given, its config made by the Dockerfile lines ``changes``.
+    """Docker's `import`: the tarball ``stream`` (plain, gzip, zstd, bzip2 or xz) as a
+    one-layer image, named ``reference`` if given, its config made by the Dockerfile
+    lines ``changes``.
 
     ``source`` is what the history names when there is no ``message`` ("Imported from -").
     """
@@ -66,7 +67,7 @@ def import_image(store: ImageStore, stream: BinaryIO, reference: str | None = No
     chosen = _platform(platform)
     added: list[str] = []
     try:
-        with decompressed(stream) as plain, store.content.writer() as writer:
+        with decompressed(stream, tarball=True) as plain, store.content.writer() as writer:
             while chunk := plain.read(_CHUNK):
                 writer.write(chunk)
             existed = store.content.has(writer.digest)
