@@ -1,0 +1,31 @@
+"""Network errors carry Docker's HTTP status, so the engine and API only map them."""
+
+from __future__ import annotations
+
+
+class NetworkError(Exception):
+    """A failure the client should see; ``status`` is Docker's status code for it."""
+
+    status = 500
+
+
+class InvalidRequest(NetworkError):
+    """A malformed subnet, address or port specification."""
+
+    status = 400
+
+
+class Conflict(NetworkError):
+    """An address, subnet or host port that is already taken."""
+
+    status = 409
+
+
+class Exhausted(NetworkError):
+    """No subnet left in the pools or no address left in a subnet."""
+
+    status = 503
+
+
+class NotFound(NetworkError):
+    status = 404
