@@ -1,0 +1,271 @@
+"""/containers endpoints: create, start, stop, kill, wait, delete, inspect, list, logs,
+attach and resize."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..engine import Conflict, InvalidParameter, views
+from ..engine import logs as logfile
+from ..engine.record import Container
+from ..engine.top import top
+from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
+from .server import engine_of, filters, flag, json_body, reply, route
+
+FOLLOW_INTERVAL = 0.1
+
+
+def _int(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+
+
+def _graph(request: web.Request, c: Container) -> dict[str, Any]:
+    images = engine_of(request).images
+    snapshots = images.snapshots
+    data: dict[str, str] = {}
+    if snapshots.exists(c.id):
+        info = snapshots.stat(c.id)
+        data = {"UpperDir": snapshots.fs(info), "WorkDir": info.directory + "/work",
+                "MergedDir": engine_of(request).containers.directory(c) + "/rootfs",
+                "LowerDir": ":".join(snapshots.fs(p) for p in snapshots.parents(info))}
+    return {"Data": data or None, "Name": snapshots.name}
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    engine = engine_of(request)
+    container = engine.containers.create(request.query.get("name") or None, body)
+    return reply({"Id": container.id, "Warnings": []}, status=201)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    c = engine.containers.get(request.match_info["id"])
+    return reply(views.inspect(c, engine.containers.directory(c),
+                                           engine.containers.log_path(c), _graph(request, c)))
+
+
+async def list_(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    wanted = filters(request)
+    for key in wanted:
+        if key not in views.FILTERS:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    for status in wanted.get("status", []):
+        if status not in views.STATUSES:
+            raise InvalidParameter(f"invalid filter 'status={status}'")
+    show_all = flag(request, "all")
+    limit = _int(request, "limit") or (1 if flag(request, "latest") else None)
+    chosen = [c for c in engine.containers.all()
+              if (show_all or limit or c.state.running or "status" in wanted)
+              and views.matches(c, wanted)]
+    if limit and limit > 0:
+        chosen = chosen[:limit]
+    return reply([views.summary(c) for c in chosen])
+
+
+async def start(request: web.Request) -> web.Response:
+    await engine_of(request).containers.start(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def stop(request: web.Request) -> web.Response:
+    timeout = _int(request, "t")
+    if timeout is None:
+        timeout = _int(request, "timeout")
+    await engine_of(request).containers.stop(request.match_info["id"], timeout,
+                                             request.query.get("signal"))
+    return web.Response(status=204)
+
+
+async def restart(request: web.Request) -> web.Response:
+    containers = engine_of(request).containers
+    c = containers.get(request.match_info["id"])
+    if c.state.running:
+        await containers.stop(c.id, _int(request, "t"), request.query.get("signal"))
+    await containers.start(c.id)
+    return web.Response(status=204)
+
+
+async def kill(request: web.Request) -> web.Response:
+    await engine_of(request).containers.kill(request.match_info["id"],
+                                             request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    containers = engine_of(request).containers
+    condition = request.query.get("condition", "not-running") or "not-running"
+    c = containers.get(request.match_info["id"])
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise InvalidParameter(f"invalid condition: {condition!r}")
+    future = containers.waiter(c, condition)
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)  # the client starts the container once it has this
+    status = await future
+    body: dict[str, Any] = {"StatusCode": status.code}
+    body["Error"] = {"Message": status.error} if status.error else None
+    with contextlib.suppress(ConnectionResetError):  # the client gave up waiting
+        await response.write(json.dumps(body).encode() + b"\n")
+        await response.write_eof()
+    return response
+
+
+async def delete(request: web.Request) -> web.Response:
+    await engine_of(request).containers.remove(request.match_info["id"],
+                                               force=flag(request, "force"))
+    return web.Response(status=204)
+
+
+async def resize(request: web.Request) -> web.Response:
+    height, width = _int(request, "h") or 0, _int(request, "w") or 0
+    engine_of(request).containers.resize(request.match_info["id"], height, width)
+    return web.Response(status=200)
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    containers = engine_of(request).containers
+    c = containers.get(request.match_info["id"])
+    stdout, stderr = flag(request, "stdout"), flag(request, "stderr")
+    if not (stdout or stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    tail_text = request.query.get("tail", "all")
+    try:
+        tail = None if tail_text in ("all", "") else max(0, int(tail_text))
+    except ValueError:
+        raise InvalidParameter(f"invalid value for tail: {tail_text!r}") from None
+    since = float(request.query.get("since") or 0)
+    until = float(request.query.get("until") or 0)
+    timestamps, follow = flag(request, "timestamps"), flag(request, "follow")
+    response = web.StreamResponse(
+        status=200, headers={"Content-Type": RAW_STREAM if c.tty else MULTIPLEXED_STREAM})
+    await response.prepare(request)
+    reader = logfile.LogReader(containers.log_path(c))
+    exited = containers.exited_event(c)
+
+    async def send(entries: list[logfile.LogEntry], limit: int | None) -> None:
+        for entry in logfile.select(entries, stdout=stdout, stderr=stderr, since=since,
+                                    until=until, tail=limit):
+            data = (entry.time.encode() + b" " + entry.data) if timestamps else entry.data
+            stream = 1 if entry.stream == logfile.STDOUT else 2
+            await response.write(data if c.tty else frame(stream, data))
+
+    try:
+        await send(reader.read(), tail)
+        while follow and c.state.running and not (until and until < time.time()):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited.wait(), FOLLOW_INTERVAL)
+            await send(reader.read(), None)
+        await response.write_eof()
+    except ConnectionResetError:  # the client stopped following
+        pass
+    return response
+
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    containers = engine_of(request).containers
+    c = containers.get(request.match_info["id"])
+    if not flag(request, "stream") and not flag(request, "logs"):
+        raise InvalidParameter("Bad parameters: you must choose at least one of stream or "
+                               "logs")
+    want_in = flag(request, "stdin")
+    want_out, want_err = flag(request, "stdout"), flag(request, "stderr")
+    att = containers.attach(c.id, stdin=want_in, stdout=want_out, stderr=want_err)
+    response, conn = await hijack(request, RAW_STREAM if c.tty else MULTIPLEXED_STREAM)
+    try:
+        if flag(request, "logs"):
+            for entry in logfile.LogReader(containers.log_path(c)).read():
+                if (want_out if entry.stream == logfile.STDOUT else want_err):
+                    stream = 1 if entry.stream == logfile.STDOUT else 2
+                    await conn.write(entry.data if c.tty else frame(stream, entry.data))
+        if flag(request, "stream"):
+            await pump(conn, att, c.tty)
+    finally:
+        att.close()
+        conn.close()
+    return response
+
+
+async def pump(conn: Hijacked, att: Any, tty: bool) -> None:
+    """Copy stdin from the client and the output to it until the output ends."""
+
+    async def stdin() -> None:
+        while data := await conn.read():
+            await att.send(data)
+        await att.close_stdin()
+
+    feeder = asyncio.create_task(stdin()) if att.stdin else None
+    try:
+        while (item := await att.recv()) is not None:
+            stream, data = item
+            if not await conn.write(data if tty else frame(stream, data)):
+                break
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+
+
+async def rename(request: web.Request) -> web.Response:
+    engine_of(request).containers.rename(request.match_info["id"],
+                                         request.query.get("name", ""))
+    return web.Response(status=204)
+
+
+async def prune(request: web.Request) -> web.Response:
+    for key in filters(request):
+        raise InvalidParameter(f"invalid filter '{key}'")
+    removed = await engine_of(request).containers.prune()
+    return reply({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+
+
+async def top_(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    c = engine.containers.get(request.match_info["id"])
+    if not c.state.running:
+        raise Conflict(f"Container {c.id} is not running")
+    pids = await engine.runtime.pids(c.id)
+    return reply(await top(pids, request.query.get("ps_args") or "-ef"))
+
+
+_CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
+
+
+async def changes(request: web.Request) -> web.Response:
+    """`docker diff`: the container layer's changes, Kind 0 changed, 1 added, 2 deleted."""
+    engine = engine_of(request)
+    c = engine.containers.get(request.match_info["id"])
+    found = await asyncio.to_thread(engine.images.snapshots.diff, c.id)
+    return reply([{"Path": ch.path, "Kind": _CHANGE_KINDS[ch.kind]} for ch in found] or None)
+
+
+def register(app: web.Application) -> None:
+    route(app, "POST", "/containers/create", create)
+    route(app, "GET", "/containers/json", list_)
+    route(app, "GET", "/containers/{id}/json", inspect)
+    route(app, "POST", "/containers/{id}/start", start)
+    route(app, "POST", "/containers/{id}/stop", stop)
+    route(app, "POST", "/containers/{id}/restart", restart)
+    route(app, "POST", "/containers/{id}/kill", kill)
+    route(app, "POST", "/containers/{id}/wait", wait)
+    route(app, "POST", "/containers/{id}/resize", resize)
+    route(app, "POST", "/containers/{id}/attach", attach)
+    route(app, "GET", "/containers/{id}/logs", logs)
+    route(app, "POST", "/containers/{id}/rename", rename)
+    route(app, "GET", "/containers/{id}/top", top_)
+    route(app, "GET", "/containers/{id}/changes", changes)
+    route(app, "POST", "/containers/prune", prune)
+    route(app, "DELETE", "/containers/{id}", delete)

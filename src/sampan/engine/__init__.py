@@ -1,0 +1,8 @@
+"""The engine behind sampand: containers made from images, run under a monitor (conmon) each,
+persisted under the data root so that a restarted daemon finds them again."""
+
+from .engine import Engine, EngineOptions
+from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
+
+__all__ = ["Conflict", "Engine", "EngineError", "EngineOptions", "InvalidParameter",
+           "NotFound", "NotModified"]

@@ -1,0 +1,522 @@
+"""Containers' life cycle: create, start, stop, kill, wait, remove, attach, and finding them
+again after a restart of the daemon.
+
+Each running container has a conmon (``monitor``); the engine watches that process with a
+pidfd and, when it exits, reads the exit code it recorded, deletes the runtime's state,
+unmounts the root filesystem and wakes the waiters. Records are saved after each change
+(``store``), so all of this survives the daemon: containers that ran on stay adopted,
+containers that exited meanwhile are found exited, with their exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..images import ImageNotFound, ImageStore
+from ..images.store import ImageError
+from ..kernel import syscalls as k
+from ..snapshots import SnapshotError, mount_all, unmount_all
+from . import monitor
+from .attach import Attachment
+from .config import as_list, check_name, parse_config, parse_host_config, parse_signal
+from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
+from .names import random_name
+from .ociruntime import OCIRuntime
+from .record import Container, rfc3339
+from .spec import CGROUP_PARENT, build_spec
+from .store import ContainerStore
+
+log = logging.getLogger("sampand")
+
+DEFAULT_STOP_TIMEOUT = 10
+KILL_GRACE = 10.0  # how long a SIGKILLed container may take to be reported gone
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed", "")
+
+# Docker's container.Config as inspect shows it: every field, zero values included.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+    "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+    "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
+    "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": {},
+}
+
+
+@dataclass
+class ExitStatus:
+    code: int
+    error: str = ""
+
+
+@dataclass
+class _Live:
+    """What the daemon holds for a container in memory only."""
+
+    waiters: list[tuple[str, asyncio.Future[ExitStatus]]] = field(default_factory=list)
+    pending: list[Attachment] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    unwatch: Callable[[], None] | None = None  # cancels the watch on the monitor
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Containers:
+    def __init__(self, images: ImageStore, store: ContainerStore, monitors: monitor.MonitorConfig,
+                 runtime: OCIRuntime, cgroup_parent: str = CGROUP_PARENT) -> None:
+        self.cgroup_parent = cgroup_parent
+        self.images = images
+        self.store = store
+        self.monitors = monitors
+        self.runtime = runtime
+        self._all: dict[str, Container] = {}
+        self._live: dict[str, _Live] = {}
+        self.on_change: Callable[[str, Container], None] = lambda action, c: None
+
+    # Lookup -------------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        """A container by full ID, name (with or without its slash) or unique ID prefix."""
+        if ref in self._all:
+            return self._all[ref]
+        name = ref.lstrip("/")
+        for c in self._all.values():
+            if c.name == name:
+                return c
+        if ref:
+            matches = [c for i, c in self._all.items() if i.startswith(ref)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def all(self) -> list[Container]:
+        return sorted(self._all.values(), key=lambda c: c.created, reverse=True)
+
+    def directory(self, c: Container) -> str:
+        return self.store.dir(c.id)
+
+    def log_path(self, c: Container) -> str:
+        return os.path.join(self.directory(c), "container.log")
+
+    def _live_of(self, c: Container) -> _Live:
+        return self._live.setdefault(c.id, _Live())
+
+    # Create -------------------------------------------------------------------------------
+
+    def create(self, name: str | None, body: Any) -> Container:
+        if not isinstance(body, dict):
+            raise InvalidParameter("config cannot be empty in order to create a container")
+        config = parse_config(body)
+        host_raw = body.get("HostConfig") or {}
+        parse_host_config(host_raw)
+        if not config.image:
+            raise InvalidParameter("Config.Image: an image is required")
+        if name:
+            name = check_name(name)
+            for other in self._all.values():
+                if other.name == name:
+                    raise Conflict(
+                        f'Conflict. The container name "/{name}" is already in use by '
+                        f'container "{other.id}". You have to remove (or rename) that '
+                        "container to be able to reuse that name.")
+        else:
+            name = random_name({c.name for c in self._all.values()})
+        try:
+            image = self.images.get(config.image)
+        except ImageNotFound:
+            raise NotFound(f"No such image: {config.image}") from None
+        except ImageError as exc:
+            raise InvalidParameter(str(exc)) from None
+        effective = self._merge_image_config(body, image.raw_config.get("config") or {})
+        args = [*(as_list(effective["Entrypoint"]) or []), *(as_list(effective["Cmd"]) or [])]
+        if not args:
+            raise InvalidParameter("No command specified")
+        if config.stop_signal:
+            parse_signal(config.stop_signal)
+        container = Container(
+            id=secrets.token_hex(32), name=name, created=rfc3339(), image=config.image,
+            image_id=image.id, path=args[0], args=args[1:], config=effective,
+            host_config=self._host_config(host_raw))
+        directory = self.store.create_dir(container.id)
+        try:
+            os.mkdir(os.path.join(directory, "rootfs"), 0o755)
+            self.images.snapshots.prepare(container.id, image.top_layer)
+            self.images.pin(image.id, container.id)
+            self.store.save(container)
+        except BaseException:
+            with suppress(Exception):
+                self.images.unpin(image.id, container.id)
+            with suppress(Exception):
+                self.images.snapshots.remove(container.id)
+            self.store.remove(container.id)
+            raise
+        self._all[container.id] = container
+        self.on_change("create", container)
+        return container
+
+    @staticmethod
+    def _merge_image_config(body: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
+        """Docker's merge of the image's defaults into the create request's Config."""
+        config = dict(CONFIG_DEFAULTS)
+        config.update({k: v for k, v in body.items()
+                       if k not in ("HostConfig", "NetworkingConfig")})
+        env = list(config.get("Env") or [])
+        keys = {e.partition("=")[0] for e in env}
+        env += [e for e in image.get("Env") or [] if e.partition("=")[0] not in keys]
+        config["Env"] = env
+        if not config.get("Entrypoint"):
+            if not config.get("Cmd"):
+                config["Cmd"] = image.get("Cmd")
+            if config.get("Entrypoint") is None:
+                config["Entrypoint"] = image.get("Entrypoint")
+        for key in ("WorkingDir", "User", "StopSignal"):
+            if not config.get(key) and image.get(key):
+                config[key] = image[key]
+        config["Labels"] = {**(image.get("Labels") or {}), **(config.get("Labels") or {})}
+        return config
+
+    @staticmethod
+    def _host_config(raw: dict[str, Any]) -> dict[str, Any]:
+        defaults: dict[str, Any] = {
+            "Binds": None, "NetworkMode": "default", "PortBindings": {},
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+            "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
+            "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
+            "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864,
+        }
+        out = {**defaults, **{k: v for k, v in raw.items() if v is not None}}
+        if not out.get("NetworkMode"):
+            out["NetworkMode"] = "default"
+        return out
+
+    # Start --------------------------------------------------------------------------------
+
+    async def start(self, ref: str) -> None:
+        c = self.get(ref)
+        live = self._live_of(c)
+        async with live.lock:
+            if c.state.running:
+                raise NotModified()
+            if c.state.status == "removing":
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            before = c.state.status
+            try:
+                await self._start(c, live)
+            except Exception as exc:
+                for att in live.pending:
+                    att.abandon()
+                live.pending.clear()
+                if live.unwatch is not None:  # the failure is handled here, not as an exit
+                    live.unwatch()
+                    live.unwatch = None
+                    monitor.on_exit(c.monitor.pid, lambda: None)  # only reap it
+                c.state.status = before
+                c.state.pid = 0
+                c.state.exit_code = start_failure_code(str(exc))
+                c.state.error = str(exc)
+                await self._teardown(c)
+                self.store.save(c)
+                error = exc if isinstance(exc, EngineError) else EngineError(str(exc))
+                if not isinstance(exc, EngineError):
+                    log.exception("starting %s", c.id)
+                auto_remove = bool(c.host_config.get("AutoRemove"))
+            else:
+                return
+        if auto_remove:  # as dockerd: a container that cannot start is not kept either
+            with suppress(EngineError):
+                await self.remove(c.id, force=True)
+        raise error
+
+    async def _start(self, c: Container, live: _Live) -> None:
+        directory = self.directory(c)
+        rootfs = os.path.join(directory, "rootfs")
+        await self.runtime.delete(c.id)  # leftovers of an earlier run
+        monitor.clear(self.monitors, c.id)
+        if not c.mounted:
+            mount_all(self.images.snapshots.mounts(c.id), rootfs)
+            c.mounted = True
+            self.store.save(c)
+        image = self.images.get(c.image_id)
+        spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent)
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump(spec, f)
+        job = monitor.Launch(
+            container_id=c.id, name=c.name, bundle=directory, log_path=self.log_path(c),
+            tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
+            leave_stdin_open=not c.config.get("StdinOnce"))
+        mon, pid = await asyncio.to_thread(monitor.launch, self.monitors, job)
+        c.monitor = mon
+        c.state.pid = pid
+        self.store.save(c)
+        attached = list(live.pending)
+        live.pending.clear()
+        for att in attached:
+            att.connect(self.monitors.attach_path(c.id))
+        live.exited = asyncio.Event()
+        # Running from here on: the process may exit before ``runtime start`` returns, and
+        # the exit handling (from the watch) must find it running.
+        c.state.status = "running"
+        c.state.error = ""
+        c.state.exit_code = 0
+        c.state.started_at = rfc3339()
+        self.store.save(c)
+        self._watch(c)
+        await self.runtime.start(c.id)
+        for att in attached:
+            att.started()
+        self.on_change("start", c)
+
+    # Exit ---------------------------------------------------------------------------------
+
+    def _watch(self, c: Container) -> None:
+        """Call ``_exited`` when the container's conmon exits."""
+        live = self._live_of(c)
+        if live.unwatch is None:
+            live.unwatch = monitor.on_exit(c.monitor.pid, lambda: self._monitor_exited(c.id))
+
+    def _monitor_exited(self, container_id: str) -> None:
+        live = self._live.get(container_id)
+        if live is not None:
+            live.unwatch = None
+        asyncio.get_running_loop().create_task(self._exited(container_id))
+
+    async def _exited(self, container_id: str) -> None:
+        c = self._all.get(container_id)
+        if c is None:
+            return
+        live = self._live_of(c)
+        result = monitor.read_exit_code(self.monitors, c.id)
+        code, when = result if result is not None else (255, None)
+        if result is None and not c.state.error:
+            c.state.error = "the container's monitor exited without recording an exit code"
+        was_running = c.state.running or c.state.status == "created"
+        if c.state.status != "removing":
+            c.state.status = "exited"
+        c.state.exit_code = code
+        c.state.pid = 0
+        c.state.finished_at = rfc3339(int(when * 1e9) if when else None)
+        await self._teardown(c)
+        self.store.save(c)
+        self._wake(c, ExitStatus(code, c.state.error), ("not-running", "next-exit", ""))
+        live.exited.set()
+        if was_running:
+            self.on_change("die", c)
+        if c.host_config.get("AutoRemove") and c.state.status != "removing":
+            try:
+                await self.remove(c.id, force=True)
+            except EngineError as exc:
+                log.warning("auto-removing %s: %s", c.id[:12], exc)
+
+    async def _teardown(self, c: Container) -> None:
+        """Release what a run held: the runtime's state, conmon's files, the rootfs mount."""
+        await self.runtime.delete(c.id)
+        monitor.clear(self.monitors, c.id)
+        c.monitor = monitor.Monitor()
+        if c.mounted:
+            try:
+                await asyncio.to_thread(unmount_all, os.path.join(self.directory(c), "rootfs"))
+                c.mounted = False
+            except OSError as exc:
+                log.warning("unmounting %s: %s", c.id, exc)
+
+    def _wake(self, c: Container, status: ExitStatus, conditions: tuple[str, ...]) -> None:
+        live = self._live_of(c)
+        keep = []
+        for condition, future in live.waiters:
+            if condition in conditions:
+                if not future.done():
+                    future.set_result(status)
+            else:
+                keep.append((condition, future))
+        live.waiters = keep
+
+    # Stop, kill, wait ---------------------------------------------------------------------
+
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        c = self.get(ref)
+        number = parse_signal(sig, signal.SIGKILL)
+        if not c.state.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        await self._signal(c, number)
+        self.on_change("kill", c)
+
+    async def _signal(self, c: Container, number: int) -> None:
+        try:
+            await self.runtime.kill(c.id, number)
+        except EngineError:
+            if c.state.running:
+                raise
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise NotModified()
+        live = self._live_of(c)
+        number = parse_signal(sig or c.config.get("StopSignal"), signal.SIGTERM)
+        if timeout is None:
+            timeout = c.config.get("StopTimeout") or DEFAULT_STOP_TIMEOUT
+        exited = live.exited
+        await self._signal(c, number)
+        try:
+            await asyncio.wait_for(exited.wait(), None if timeout < 0 else timeout)
+        except TimeoutError:
+            await self._signal(c, signal.SIGKILL)
+            try:
+                await asyncio.wait_for(exited.wait(), KILL_GRACE)
+            except TimeoutError:
+                raise EngineError(f"cannot stop container {c.id}: it did not exit after "
+                                  "SIGKILL") from None
+        self.on_change("stop", c)
+
+    async def wait(self, ref: str, condition: str = "not-running") -> ExitStatus:
+        c = self.get(ref)
+        if condition not in WAIT_CONDITIONS:
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        return await self.waiter(c, condition)
+
+    def waiter(self, c: Container, condition: str) -> asyncio.Future[ExitStatus]:
+        """A future for ``condition``, registered now (before a start that may follow)."""
+        future: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        if condition in ("not-running", "") and not c.state.running:
+            future.set_result(ExitStatus(c.state.exit_code, c.state.error))
+        else:
+            self._live_of(c).waiters.append((condition, future))
+        return future
+
+    # Remove -------------------------------------------------------------------------------
+
+    async def remove(self, ref: str, force: bool = False) -> None:
+        c = self.get(ref)
+        live = self._live_of(c)
+        if c.state.running:
+            if not force:
+                raise Conflict(f"cannot remove container \"/{c.name}\": container is running: "
+                               "stop the container before removing or force remove")
+            exited = live.exited
+            await self._signal(c, signal.SIGKILL)
+            await asyncio.wait_for(exited.wait(), KILL_GRACE)
+            if c.id not in self._all:  # AutoRemove got there first
+                return
+        async with live.lock:
+            if c.id not in self._all:
+                return
+            c.state.status = "removing"
+            self.store.save(c)
+            await self._teardown(c)
+            try:
+                if self.images.snapshots.exists(c.id):
+                    self.images.snapshots.remove(c.id)
+            except SnapshotError as exc:
+                c.state.status = "dead"
+                self.store.save(c)
+                raise EngineError(f"removing the container's filesystem: {exc}") from None
+            with suppress(Exception):
+                self.images.unpin(c.image_id, c.id)
+            with suppress(OSError):
+                os.unlink(os.path.join(self.directory(c), "rootfs"))
+            self.store.remove(c.id)
+            del self._all[c.id]
+        for att in live.pending:
+            att.abandon()
+        self._wake(c, ExitStatus(c.state.exit_code), ("removed", "not-running", "next-exit", ""))
+        self._live.pop(c.id, None)
+        self.on_change("destroy", c)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        if not new_name:
+            raise InvalidParameter("name: a new name is required")
+        name = check_name(new_name)
+        other = next((o for o in self._all.values() if o.name == name), None)
+        if other is not None and other.id != c.id:
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                           f'container "{other.id}". You have to remove (or rename) that '
+                           "container to be able to reuse that name.")
+        c.name = name
+        self.store.save(c)
+        self.on_change("rename", c)
+
+    async def prune(self) -> list[str]:
+        """Remove every container that is not running; their IDs."""
+        doomed = [c.id for c in self.all() if c.state.status in ("created", "exited", "dead")]
+        removed = []
+        for container_id in doomed:
+            with suppress(EngineError):
+                await self.remove(container_id)
+                removed.append(container_id)
+        return removed
+
+    # Attach -------------------------------------------------------------------------------
+
+    def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool) -> Attachment:
+        c = self.get(ref)
+        att = Attachment(stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout,
+                         stderr=stderr)
+        if c.state.running:
+            att.connect(self.monitors.attach_path(c.id))
+            att.started()
+        elif c.state.status in ("created", "exited"):
+            self._live_of(c).pending.append(att)
+        else:
+            raise Conflict(f"cannot attach to a container in state {c.state.status}")
+        return att
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        monitor.resize(self.directory(c), height, width)
+
+    def exited_event(self, c: Container) -> asyncio.Event:
+        return self._live_of(c).exited
+
+    # Daemon start and stop ----------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Find the stored containers again: adopt running ones, settle ones that exited."""
+        for c in self.store.load_all():
+            self._all[c.id] = c
+            live = self._live_of(c)
+            if c.state.status == "removing":
+                with suppress(EngineError):
+                    await self.remove(c.id, force=True)
+            elif c.monitor.pid and monitor.alive(c.monitor):
+                self._watch(c)
+                log.info("adopted running container %s", c.id[:12])
+            elif c.monitor.pid or c.state.running:
+                await self._exited(c.id)
+            else:
+                live.exited.set()
+                if c.mounted:
+                    await self._teardown(c)
+                    self.store.save(c)
+
+    def close(self) -> None:
+        """Stop watching (the containers and their monitors run on)."""
+        for live in self._live.values():
+            if live.unwatch is not None:
+                live.unwatch()
+                live.unwatch = None
+
+
+def start_failure_code(message: str) -> int:
+    """The exit code Docker records when a container cannot start (as its CLI's)."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message:
+        return 126
+    return 128
+
+
+def set_subreaper() -> None:
+    """Orphaned conmons (double-forked) become our children, so we reap them."""
+    with suppress(OSError):
+        k.set_child_subreaper()

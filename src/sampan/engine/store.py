@@ -1,0 +1,55 @@
+"""Container records on disk: one directory per container under <data-root>/containers,
+its record in ``container.json`` replaced atomically (write, fsync, rename), so a daemon
+killed at any moment leaves the old record or the new one, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import suppress
+
+from .record import Container
+
+RECORD = "container.json"
+
+
+class ContainerStore:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, mode=0o710, exist_ok=True)
+
+    def dir(self, container_id: str) -> str:
+        return os.path.join(self.root, container_id)
+
+    def create_dir(self, container_id: str) -> str:
+        path = self.dir(container_id)
+        os.mkdir(path, 0o710)
+        return path
+
+    def save(self, container: Container) -> None:
+        path = os.path.join(self.dir(container.id), RECORD)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(container.to_json(), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+
+    def load_all(self) -> list[Container]:
+        """Every stored container; a directory without a readable record is a crash's
+        leftover from a create, and is removed."""
+        out = []
+        for name in sorted(os.listdir(self.root)):
+            path = os.path.join(self.root, name, RECORD)
+            try:
+                with open(path) as f:
+                    out.append(Container.from_json(json.load(f)))
+            except (OSError, ValueError, TypeError):
+                with suppress(OSError):
+                    if not os.path.ismount(os.path.join(self.root, name, "rootfs")):
+                        shutil.rmtree(os.path.join(self.root, name))
+        return out
+
+    def remove(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)

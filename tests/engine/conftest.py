@@ -1,0 +1,148 @@
+"""A sampand for the engine tests: its own socket, data root, exec root and cgroup parent in
+a temporary directory, driven by the real docker CLI, docker-py and raw HTTP.
+
+Teardown leaves nothing behind: containers removed, sampand stopped by its pid, monitors
+that outlived it killed by pid, mounts under the directory unmounted, the cgroup parent
+removed, the directory deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "images"
+SAMPAND = os.path.join(os.path.dirname(sys.executable), "sampand")
+DOCKER = shutil.which("docker")
+
+
+class Daemon:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.socket = os.path.join(base, "sampand.sock")
+        self.host = "unix://" + self.socket
+        self.data_root = os.path.join(base, "data")
+        self.exec_root = os.path.join(base, "exec")
+        self.cgroup_parent = f"/sampan-test-{os.getpid()}"
+        self.log = os.path.join(base, "sampand.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {**os.environ, "DOCKER_HOST": self.host,
+                    "DOCKER_CONFIG": os.path.join(base, "docker-config")}
+        self.env.pop("DOCKER_CONTEXT", None)
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [SAMPAND, "-H", self.host, "--data-root", self.data_root,
+                 "--exec-root", self.exec_root, "--cgroup-parent", self.cgroup_parent],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sampand exited: {self.log_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if self.http().get("/_ping").status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"sampand did not answer: {self.log_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def log_text(self) -> str:
+        with open(self.log, errors="replace") as f:
+            return f.read()[-4000:]
+
+    def http(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=self.socket),
+                            base_url="http://sampand", timeout=timeout)
+
+    def docker(self, *args: str, input: str | None = None, timeout: float = 60,
+               ) -> subprocess.CompletedProcess[str]:
+        assert DOCKER is not None
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True, input=input,
+                              timeout=timeout, env=self.env)
+
+    def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
+        """Run a docker command that must succeed; its stdout."""
+        result = self.docker(*args, input=input, timeout=timeout)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result.stdout
+
+
+def _monitors_of(base: str) -> list[int]:
+    """Processes (conmons, containers) whose command line names our directory."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as f:
+            if base.encode() in f.read():
+                pids.append(int(entry))
+    return pids
+
+
+def _mounts_under(base: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return sorted((p for p in points if p.startswith(base + "/")), key=len, reverse=True)
+
+
+def _remove_cgroups(parent: str) -> None:
+    roots = ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", d)
+                                  for d in os.listdir("/sys/fs/cgroup")]
+    for root in roots:
+        top = root + parent
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+
+@pytest.fixture(scope="session")
+def daemon() -> Iterator[Daemon]:
+    if DOCKER is None:
+        pytest.fail("the docker CLI is needed for the engine tests")
+    base = tempfile.mkdtemp(prefix="sampand-")
+    d = Daemon(base)
+    try:
+        d.start()
+        d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+        yield d
+    finally:
+        with contextlib.suppress(Exception):
+            if d.proc is not None and d.proc.poll() is None:
+                ids = d.docker("ps", "-aq").stdout.split()
+                if ids:
+                    d.docker("rm", "-f", *ids)
+        d.stop()
+        for pid in _monitors_of(base):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for point in _mounts_under(base):
+            subprocess.run(["umount", "-l", point], check=False)
+        _remove_cgroups(d.cgroup_parent)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def docker_client(daemon: Daemon) -> Iterator[object]:
+    import docker
+    client = docker.DockerClient(base_url=daemon.host, version="auto", timeout=60)
+    yield client
+    client.close()
