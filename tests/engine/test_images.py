@@ -48,3 +48,23 @@ def test_save_and_load_round_trip(daemon: Daemon, tmp_path: object) -> None:
     out = daemon.ok("load", "-i", path)
     assert "Loaded image: sampan-test/saved:1" in out
     daemon.ok("rmi", "sampan-test/saved:1")
+
+
+def test_import_a_rootfs_made_without_network_and_run_it(daemon: Daemon, tmp_path) -> None:
+    """The README's main job: a busybox rootfs from Debian's busybox-static, imported with
+    `docker import` and run."""
+    import subprocess
+
+    from ..runtime.helpers import make_rootfs
+
+    rootfs = make_rootfs(str(tmp_path / "rootfs"))
+    tarball = str(tmp_path / "rootfs.tar")
+    subprocess.run(["tar", "-C", rootfs, "-cf", tarball, "."], check=True)
+    image_id = daemon.ok("import", "--change", 'CMD ["sh", "-c", "echo imported $GREETING"]',
+                         "--change", "ENV GREETING=hello", "-m", "from busybox-static",
+                         tarball, "sampan-test/imported:1")
+    assert image_id.startswith("sha256:")
+    assert daemon.ok("run", "--rm", "sampan-test/imported:1").strip() == "imported hello"
+    history = daemon.ok("history", "--format", "{{.Comment}}", "sampan-test/imported:1")
+    assert history.strip() == "from busybox-static"
+    daemon.ok("rmi", "sampan-test/imported:1")

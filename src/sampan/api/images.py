@@ -16,6 +16,7 @@ from .. import images as imagelib
 from .. import registry
 from ..engine import Conflict, EngineError, InvalidParameter, NotFound
 from ..images import ImageConflict, ImageError, ImageNotFound, InvalidReference
+from ..images.rootfs import import_image
 from .server import engine_of, filters, flag, reply, route
 
 _CHUNK = 1 << 20
@@ -118,7 +119,7 @@ class _Progress:
 
 async def create(request: web.Request) -> web.StreamResponse:
     if request.query.get("fromSrc"):
-        raise InvalidParameter("fromSrc: importing a filesystem tarball is not supported yet")
+        return await _import(request)
     image = request.query.get("fromImage", "")
     if not image:
         raise InvalidParameter("fromImage: an image name is required")
@@ -134,6 +135,34 @@ async def create(request: web.Request) -> web.StreamResponse:
     platform = request.query.get("platform") or None
     return await _stream(request, "pull", reference, lambda options, progress: registry.pull(
         engine.images, reference, platform, options=options, progress=progress))
+
+
+async def _import(request: web.Request) -> web.StreamResponse:
+    """`docker import`: the request body is a rootfs tarball, made a one-layer image."""
+    if request.query["fromSrc"] != "-":
+        raise InvalidParameter("fromSrc: only \"-\" (the request body) is supported; "
+                               "sampand does not download tarballs")
+    repo, tag_ = request.query.get("repo", ""), request.query.get("tag", "")
+    reference = (repo + (":" + tag_ if tag_ else "")) if repo else None
+    engine = engine_of(request)
+    with tempfile.TemporaryFile(dir=engine.options.data_root) as spool:
+        while chunk := await request.content.read(_CHUNK):
+            spool.write(chunk)
+        spool.seek(0)
+        try:
+            image = await asyncio.to_thread(
+                import_image, engine.images, spool, reference,
+                changes=request.query.getall("changes", []),
+                message=request.query.get("message", ""),
+                platform=request.query.get("platform") or None)
+        except (ImageError, InvalidReference) as exc:
+            raise _image_error(exc) from None
+    engine.image_event("import", image.id)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(json.dumps({"status": image.id}).encode() + b"\r\n")
+    await response.write_eof()
+    return response
 
 
 async def push(request: web.Request) -> web.StreamResponse:

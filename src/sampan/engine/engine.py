@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -75,3 +76,17 @@ class Engine:
     def close(self) -> None:
         self.containers.close()
         self.images.close()
+        self._remove_cgroup_parent()
+
+    def _remove_cgroup_parent(self) -> None:
+        """The parent of the containers' cgroups goes with the daemon when no container
+        is left in it (rmdir refuses a cgroup that still has children)."""
+        from ..cgroups import CgroupError, open_cgroup
+
+        try:
+            paths = open_cgroup(f"{self.options.cgroup_parent.rstrip('/')}/x", "x").paths
+        except (CgroupError, OSError):
+            return
+        for path in set(paths.values()):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(path))
