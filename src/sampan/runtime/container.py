@@ -506,11 +506,14 @@ def _signal(record: ContainerRecord, sig: int) -> None:
     try:
         fd = k.pidfd_open(record.pid)
     except OSError as exc:
-        if exc.errno == errno.ESRCH:
+        # EINVAL: the pid still exists but its process is being released (it exited).
+        if exc.errno in (errno.ESRCH, errno.EINVAL):
             raise ContainerError("container not running") from None
         raise
     try:
         k.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        raise ContainerError("container not running") from None
     finally:
         os.close(fd)
 
