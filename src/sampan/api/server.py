@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Engine, EngineError, InvalidParameter, NotModified
+from ..engine import Engine, InvalidParameter, NotModified
+from ..errors import StatusError
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
@@ -67,7 +68,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except NotModified:
         return web.Response(status=304)
-    except EngineError as exc:
+    except StatusError as exc:
         if exc.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, exc)
         return error(exc.status, str(exc))

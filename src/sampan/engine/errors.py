@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from ..errors import StatusError
 
-class EngineError(Exception):
-    """A failure the client should see; ``status`` is Docker's status code for it."""
 
-    status = 500
+class EngineError(StatusError):
+    """A failure of the engine the client should see."""
 
 
 class InvalidParameter(EngineError):

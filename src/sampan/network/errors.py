@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from ..errors import StatusError
 
-class NetworkError(Exception):
-    """A failure the client should see; ``status`` is Docker's status code for it."""
 
-    status = 500
+class NetworkError(StatusError):
+    """A failure of the network library the client should see."""
 
 
 class InvalidRequest(NetworkError):

@@ -1,0 +1,13 @@
+"""The root of the errors a client should see, each carrying Docker's HTTP status for it.
+
+The engine and the network library raise their own subclasses; the API layer maps any of
+them to a status and a ``{"message": ...}`` body without knowing where it came from.
+"""
+
+from __future__ import annotations
+
+
+class StatusError(Exception):
+    """A failure the client should see; ``status`` is Docker's status code for it."""
+
+    status = 500
