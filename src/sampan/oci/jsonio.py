@@ -71,7 +71,3 @@ def dumps(obj: Any, indent: int | str | None = None) -> str:
         return json.dumps(obj, indent=indent)
     return "".join(_encode(obj, 0))
 
-
-def load(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return loads(f.read())
