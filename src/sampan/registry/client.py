@@ -564,3 +564,17 @@ class RegistryClient:
     def catalog(self) -> list[str]:
         """Every repository of the registry (``/v2/_catalog``, following pagination)."""
         return self._paged("/v2/_catalog", "repositories", frozenset({"registry:catalog:*"}))
+
+
+@contextmanager
+def client_for(domain: str, options: RegistryOptions | None,
+               client: RegistryClient | None = None) -> Iterator[RegistryClient]:
+    """The caller's client if it passed one (left open), else a new one closed after use."""
+    if client is not None:
+        yield client
+        return
+    own = RegistryClient(domain, options)
+    try:
+        yield own
+    finally:
+        own.close()

@@ -39,7 +39,7 @@ from ..oci.image import (
     select_manifest,
 )
 from . import progress as p
-from .client import FetchedManifest, RegistryClient
+from .client import FetchedManifest, RegistryClient, client_for
 from .errors import (
     ManifestUnknown,
     NotFound,
@@ -364,10 +364,5 @@ def pull(store: ImageStore, reference: str | Reference,
     """
     ref = _as_reference(reference)
     wanted = _as_platform(platform)
-    own = client is None
-    client = client or RegistryClient(ref.domain, options)
-    try:
+    with client_for(ref.domain, options, client) as client:
         return _Puller(store, client, ref, wanted, Reporter(progress)).run()
-    finally:
-        if own:
-            client.close()

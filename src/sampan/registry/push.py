@@ -28,7 +28,7 @@ from ..oci.image import (
     sniff_media_type,
 )
 from . import progress as p
-from .client import RegistryClient
+from .client import RegistryClient, client_for
 from .errors import NotFound, RegistryError
 from .options import RegistryOptions
 from .progress import ProgressCallback, Reporter, short_id
@@ -221,10 +221,5 @@ def push(store: ImageStore, reference: str | Reference, *,
     except ImageNotFound:
         raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}") \
             from None
-    own = client is None
-    client = client or RegistryClient(ref.domain, options)
-    try:
+    with client_for(ref.domain, options, client) as client:
         return _Pusher(store, client, ref, image, Reporter(progress)).run()
-    finally:
-        if own:
-            client.close()
