@@ -114,12 +114,16 @@ def _remove_cgroups(parent: str) -> None:
                 os.rmdir(dirpath)
 
 
-@pytest.fixture(scope="session")
-def daemon() -> Iterator[Daemon]:
+@contextlib.contextmanager
+def started_daemon(cgroup_parent: str | None = None) -> Iterator[Daemon]:
+    """A sampand in a fresh temporary directory with busybox loaded; everything it made
+    is removed afterwards (the `daemon` fixture, and the CLI tests' own)."""
     if DOCKER is None:
         pytest.fail("the docker CLI is needed for the engine tests")
     base = tempfile.mkdtemp(prefix="sampand-")
     d = Daemon(base)
+    if cgroup_parent is not None:
+        d.cgroup_parent = cgroup_parent
     try:
         d.start()
         d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
@@ -138,6 +142,12 @@ def daemon() -> Iterator[Daemon]:
             subprocess.run(["umount", "-l", point], check=False)
         _remove_cgroups(d.cgroup_parent)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def daemon() -> Iterator[Daemon]:
+    with started_daemon() as d:
+        yield d
 
 
 @pytest.fixture

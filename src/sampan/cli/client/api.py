@@ -77,6 +77,7 @@ class Client:
             data = b""
         response = http.receive(*self._send(method, path + http.query_string(params),
                                             data, hdrs))
+        response.head = method == "HEAD"
         if response.status >= 400:
             raise error_of(response)
         return response

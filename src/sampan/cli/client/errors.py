@@ -39,6 +39,13 @@ ENGINE_ERROR_STATUS = {"run": 125, "create": 125, "container run": 125,
                        "container create": 125}
 
 
+def run_hint(name: str) -> str:
+    """docker run/create end a daemon's refusal with a pointer to --help."""
+    if name not in ENGINE_ERROR_STATUS:
+        return ""
+    return f"\n\nRun 'sampan {name} --help' for more information"
+
+
 def run_command(command: Callable[[Cli, list[str]], int | None], cli: Cli, name: str,
                 argv: list[str]) -> int:
     prefix = "sampan: " if name in ENGINE_ERROR_STATUS else ""
@@ -48,7 +55,8 @@ def run_command(command: Callable[[Cli, list[str]], int | None], cli: Cli, name:
         print(f"{prefix}{exc}\n\nSee 'sampan {name} --help'.", file=sys.stderr)
         return 125
     except APIError as exc:
-        print(f"{prefix}Error response from daemon: {exc.message}", file=sys.stderr)
+        print(f"{prefix}Error response from daemon: {exc.message}{run_hint(name)}",
+              file=sys.stderr)
         return ENGINE_ERROR_STATUS.get(name, 1)
     except DaemonUnreachable as exc:
         print(f"{prefix}{exc}", file=sys.stderr)

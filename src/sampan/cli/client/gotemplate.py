@@ -102,6 +102,13 @@ def _tokens(action: str) -> list[str]:
         elif ch in _DELIMS:
             toks.append(ch)
             i += 1
+            if ch == ")" and i < len(action) and action[i] == ".":  # (x).Field
+                j = i
+                while j < len(action) and not action[j].isspace() and \
+                        action[j] not in _DELIMS:
+                    j += 1
+                toks.append("CHAIN" + action[i:j])
+                i = j
         elif ch == '"':
             j = i + 1
             while j < len(action) and action[j] != '"':
@@ -130,13 +137,6 @@ def _tokens(action: str) -> list[str]:
             toks.append(action[i:j])
             if j == i:
                 raise TemplateError(f"unexpected {action[i]!r}")
-            i = j
-        # a chain after a parenthesis: (x).Field
-        if toks and toks[-1] == ")" and i < len(action) and action[i] == ".":
-            j = i
-            while j < len(action) and not action[j].isspace() and action[j] not in _DELIMS:
-                j += 1
-            toks.append("CHAIN" + action[i:j])
             i = j
     return toks
 
@@ -329,6 +329,9 @@ def truth(value: Any) -> bool:
 
 def field(value: Any, name: str, args: list[Any] | None = None) -> Any:
     if isinstance(value, dict):
+        method = getattr(type(value), name, None) if type(value) is not dict else None
+        if method is not None:  # a method of a map type comes before its keys, as in Go
+            return method(value, *(args or []))
         return value.get(name, MISSING)
     if value is None or value is MISSING:
         raise TemplateError(f"nil pointer evaluating interface {{}}.{name}")

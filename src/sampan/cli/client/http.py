@@ -100,12 +100,16 @@ class Response:
         self.sock, self.reader = sock, reader
         self.status, self.reason, self.headers = status, reason, headers
         self._done = False
+        self.head = False  # the answer to a HEAD: headers only
 
     def chunks(self) -> Iterator[bytes]:
         """The body piece by piece, as the daemon sends it."""
         if self._done:
             return
         self._done = True
+        if self.head:
+            self.close()
+            return
         try:
             if self.headers.get("transfer-encoding", "").lower() == "chunked":
                 yield from self._chunked()
@@ -254,4 +258,6 @@ def receive(sock: _socket.socket, reader: Reader) -> Response:
 
 def request(host: str, method: str, path: str, body: bytes | None = None,
             headers: dict[str, str] | None = None) -> Response:
-    return receive(*send(host, method, path, body, headers))
+    response = receive(*send(host, method, path, body, headers))
+    response.head = method == "HEAD"
+    return response

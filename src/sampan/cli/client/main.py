@@ -99,17 +99,22 @@ class Cli:
 
 
 def choose_host(given: list[str] | None) -> tuple[str, bool]:
-    """The daemon, and whether we may start sampand there when it is not running: only
-    for sampan's own host (the default, or SAMPAN_HOST), never for a docker host."""
+    """The daemon, and whether we may start sampand there when it is not running: for
+    the default socket, and for a SAMPAN_HOST that comes with its SAMPAN_DATA_ROOT (a
+    sampand of one's own); never for a docker host, nor with SAMPAN_NO_AUTOSTART=1."""
     from .api import DEFAULT_HOST
 
+    env = os.environ
     if given:
-        return given[-1], given[-1] == DEFAULT_HOST
-    if os.environ.get("SAMPAN_HOST"):
-        return os.environ["SAMPAN_HOST"], True
-    if os.environ.get("DOCKER_HOST"):
-        return os.environ["DOCKER_HOST"], False
-    return DEFAULT_HOST, True
+        host, autostart = given[-1], given[-1] == DEFAULT_HOST
+    elif env.get("SAMPAN_HOST"):
+        host = env["SAMPAN_HOST"]
+        autostart = host == DEFAULT_HOST or bool(env.get("SAMPAN_DATA_ROOT"))
+    elif env.get("DOCKER_HOST"):
+        host, autostart = env["DOCKER_HOST"], False
+    else:
+        host, autostart = DEFAULT_HOST, True
+    return host, autostart and env.get("SAMPAN_NO_AUTOSTART") != "1"
 
 
 def resolve(argv: list[str]) -> tuple[str, str, str, list[str]] | None:

@@ -13,6 +13,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+class Headers(dict[str, str]):
+    """A table's header row: placeholders give column titles; ``.Label "a.b-c"`` gives
+    "b c", as docker's SubHeaderContext."""
+
+    def Label(self, name: str) -> str:
+        return name.split(".")[-1].replace("-", " ").replace("_", " ")
+
+
 def tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
     """text/tabwriter with docker's settings: tab-terminated cells are aligned per column;
     the last cell of a line is not."""
@@ -63,7 +71,7 @@ def render(fmt: str, items: Iterable[Any], headers: dict[str, str] | None = None
     lines: list[str] = []
     try:
         if table:
-            lines.extend(template.render(headers or {}, header=True).split("\n"))
+            lines.extend(template.render(Headers(headers or {}), header=True).split("\n"))
         for item in items:
             lines.extend(template.render(item).split("\n"))
     except TemplateError as exc:

@@ -33,6 +33,11 @@ class Demux:
         self.pending += data
         while len(self.pending) >= 8:
             stream, size = _HEADER.unpack_from(self.pending)
+            if stream > 2 or self.pending[1:4] != b"\0\0\0":
+                # not a frame: a daemon's plain error text; show it rather than drop it
+                self.write(2, self.pending)
+                self.pending = b""
+                return
             if len(self.pending) < 8 + size:
                 return
             payload = self.pending[8:8 + size]
@@ -82,17 +87,34 @@ class RawTerminal:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
+def detach_sequence(keys: str | None) -> bytes:
+    """docker's --detach-keys ("ctrl-p,ctrl-q" by default) as the bytes typed."""
+    out = bytearray()
+    for key in (keys or "ctrl-p,ctrl-q").split(","):
+        key = key.strip().lower()
+        if key.startswith("ctrl-") and len(key) == 6:
+            ch = key[5]
+            out.append(ord(ch) - ord("a") + 1 if ch.isalpha() else
+                       {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}.get(ch, 0))
+        elif len(key) == 1:
+            out.append(ord(key))
+    return bytes(out)
+
+
 def pump(response: Response, tty: bool, stdin: bool,
-         resize: Callable[[int, int], None] | None = None) -> None:
-    """Copy until the daemon closes the stream. ``stdin`` forwards fd 0 (closing our
-    write side at its end); ``resize`` is called with the terminal's size now and on
-    each SIGWINCH."""
+         resize: Callable[[int, int], None] | None = None) -> bytes:
+    """Copy until the daemon closes the stream; the last bytes sent from stdin (to tell
+    a detach from an exit). ``stdin`` forwards fd 0 (closing our write side at its
+    end); ``resize`` is called with the terminal's size now and on each SIGWINCH."""
     sock = response.sock
     demux = None if tty else Demux(_write)
     first = response.reader.buf
     response.reader.buf = b""
     if first:
-        _write(1, first) if demux is None else demux.feed(first)
+        if demux is None:
+            _write(1, first)
+        else:
+            demux.feed(first)
     wake_r = wake_w = -1
     old_handler = None
     if resize is not None:
@@ -105,6 +127,7 @@ def pump(response: Response, tty: bool, stdin: bool,
         if size:
             resize(*size)
     reading_stdin = stdin
+    tail = b""
     try:
         while True:
             watch = [sock.fileno()]
@@ -126,6 +149,7 @@ def pump(response: Response, tty: bool, stdin: bool,
             if 0 in ready:
                 data = os.read(0, 32768)
                 if data:
+                    tail = (tail + data)[-16:]
                     sock.sendall(data)
                 else:
                     reading_stdin = False
@@ -140,7 +164,10 @@ def pump(response: Response, tty: bool, stdin: bool,
                     data = b""
                 if not data:
                     break
-                _write(1, data) if demux is None else demux.feed(data)
+                if demux is None:
+                    _write(1, data)
+                else:
+                    demux.feed(data)
     finally:
         if old_handler is not None:
             _signal.signal(_signal.SIGWINCH, old_handler)
@@ -148,3 +175,4 @@ def pump(response: Response, tty: bool, stdin: bool,
             os.close(wake_r)
             os.close(wake_w)
         sock.close()
+    return tail

@@ -7,7 +7,7 @@ import sys
 
 from .. import flags, runopts, stream
 from ..api import APIError
-from ..errors import CommandError, StatusExit
+from ..errors import CommandError, StatusExit, run_hint
 from ..flags import BOOL, LIST, STR, Opt
 
 TYPE_CHECKING = False
@@ -116,7 +116,8 @@ def _start(client: Client, cid: str) -> None:
     try:
         client.call("POST", f"/containers/{cid}/start").read()
     except APIError as exc:
-        print(f"sampan: Error response from daemon: {exc.message}", file=sys.stderr)
+        print(f"sampan: Error response from daemon: {exc.message}{run_hint('run')}",
+              file=sys.stderr)
         raise StatusExit(start_error_status(exc.message)) from None
 
 
@@ -140,21 +141,20 @@ def _attach_start_wait(cli: Cli, cid: str, config: dict[str, Any],
     if attached is None:
         return _exit_code(result())
     resize = _resizer(client, f"/containers/{cid}/resize") if tty and os.isatty(1) else None
-    if tty and want_in and os.isatty(0):
-        with stream.RawTerminal(0):
-            stream.pump(attached, tty, want_in, resize)
-    else:
-        stream.pump(attached, tty, want_in, resize)
-    if want_in and _still_running(client, cid):
-        return 0  # detached with the detach keys
+    if _copy(attached, tty, want_in, resize, detach_keys):
+        return 0
     return _exit_code(result())
 
 
-def _still_running(client: Client, cid: str) -> bool:
-    try:
-        return bool(client.get(f"/containers/{cid}/json")["State"]["Running"])
-    except APIError:
-        return False
+def _copy(attached: Any, tty: bool, want_in: bool, resize: Any,
+          detach_keys: str | None) -> bool:
+    """Run the session (stdin raw when it is a terminal); whether the user detached."""
+    if tty and want_in and os.isatty(0):
+        with stream.RawTerminal(0):
+            tail = stream.pump(attached, tty, want_in, resize)
+    else:
+        tail = stream.pump(attached, tty, want_in, resize)
+    return bool(want_in and tail.endswith(stream.detach_sequence(detach_keys)))
 
 
 def _exit_code(result: Any) -> int:
@@ -199,12 +199,7 @@ def attach(cli: Cli, argv: list[str]) -> int:
         "detachKeys": p.detach_keys})
     result = client.wait_later(cid, "not-running")
     resize = _resizer(client, f"/containers/{cid}/resize") if tty and os.isatty(1) else None
-    if tty and want_in and os.isatty(0):
-        with stream.RawTerminal(0):
-            stream.pump(attached, tty, want_in, resize)
-    else:
-        stream.pump(attached, tty, want_in, resize)
-    if _still_running(client, cid):
+    if _copy(attached, tty, want_in, resize, p.detach_keys):
         return 0
     return _exit_code(result())
 
@@ -249,11 +244,8 @@ def exec_(cli: Cli, argv: list[str]) -> int:
         start["ConsoleSize"] = list(size)
     attached = client.hijack(f"/exec/{exec_id}/start", None, start)
     resize = _resizer(client, f"/exec/{exec_id}/resize") if size else None
-    if p.tty and attach_in and os.isatty(0):
-        with stream.RawTerminal(0):
-            stream.pump(attached, p.tty, attach_in, resize)
-    else:
-        stream.pump(attached, p.tty, attach_in, resize)
+    if _copy(attached, p.tty, attach_in, resize, p.detach_keys):
+        return 0
     info = client.get(f"/exec/{exec_id}/json")
     code = info.get("ExitCode")
     return int(code) if code is not None else 0
