@@ -28,11 +28,13 @@ from ..snapshots import SnapshotError, mount_all, unmount_all
 from . import monitor
 from .attach import Attachment
 from .config import as_list, check_name, parse_config, parse_host_config, parse_signal
+from .daemonconfig import ContainerDefaults
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from .names import random_name
 from .ociruntime import OCIRuntime
 from .record import Container, rfc3339
-from .spec import CGROUP_PARENT, build_spec
+from .runtimes import Runtimes
+from .spec import CGROUP_PARENT, build_spec, security_options
 from .store import ContainerStore
 
 log = logging.getLogger("sampand")
@@ -75,6 +77,9 @@ class Containers:
         self.store = store
         self.monitors = monitors
         self.runtime = runtime
+        # The daemon's configuration (set by the Engine): runtimes by name, defaults.
+        self.runtimes: Runtimes | None = None
+        self.defaults = ContainerDefaults()
         self._all: dict[str, Container] = {}
         self._live: dict[str, _Live] = {}
         self.on_change: Callable[[str, Container], None] = lambda action, c: None
@@ -106,6 +111,27 @@ class Containers:
     def log_path(self, c: Container) -> str:
         return os.path.join(self.directory(c), "container.log")
 
+    def runtime_of(self, c: Container) -> OCIRuntime:
+        """The OCI runtime the container was created with (HostConfig.Runtime)."""
+        if self.runtimes is None:
+            return self.runtime
+        return self.runtimes.get(c.host_config.get("Runtime"))
+
+    def monitors_of(self, c: Container) -> monitor.MonitorConfig:
+        """conmon's settings for the container's runtime."""
+        if self.runtimes is None:
+            return self.monitors
+        return self.runtimes.monitor_config(self.monitors, c.host_config.get("Runtime"))
+
+    def _daemon_defaults(self, host: dict[str, Any]) -> dict[str, Any]:
+        """HostConfig with the daemon's runtime and log config where it names none."""
+        if self.runtimes is not None:
+            host["Runtime"] = self.runtimes.resolve(host.get("Runtime"))
+        if not (host.get("LogConfig") or {}).get("Type"):
+            default = self.defaults.log_config
+            host["LogConfig"] = {"Type": default["Type"], "Config": dict(default["Config"])}
+        return host
+
     def _live_of(self, c: Container) -> _Live:
         return self._live.setdefault(c.id, _Live())
 
@@ -116,7 +142,7 @@ class Containers:
             raise InvalidParameter("config cannot be empty in order to create a container")
         config = parse_config(body)
         host_raw = body.get("HostConfig") or {}
-        parse_host_config(host_raw)
+        security_options(parse_host_config(host_raw))
         if not config.image:
             raise InvalidParameter("Config.Image: an image is required")
         if name:
@@ -144,7 +170,7 @@ class Containers:
         container = Container(
             id=secrets.token_hex(32), name=name, created=rfc3339(), image=config.image,
             image_id=image.id, path=args[0], args=args[1:], config=effective,
-            host_config=self._host_config(host_raw))
+            host_config=self._daemon_defaults(self._host_config(host_raw)))
         directory = self.store.create_dir(container.id)
         try:
             os.mkdir(os.path.join(directory, "rootfs"), 0o755)
@@ -190,7 +216,7 @@ class Containers:
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
             "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
             "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
-            "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864,
+            "ShmSize": 67108864,
         }
         out = {**defaults, **{k: v for k, v in raw.items() if v is not None}}
         if not out.get("NetworkMode"):
@@ -238,21 +264,22 @@ class Containers:
     async def _start(self, c: Container, live: _Live) -> None:
         directory = self.directory(c)
         rootfs = os.path.join(directory, "rootfs")
-        await self.runtime.delete(c.id)  # leftovers of an earlier run
+        await self.runtime_of(c).delete(c.id)  # leftovers of an earlier run
         monitor.clear(self.monitors, c.id)
         if not c.mounted:
             mount_all(self.images.snapshots.mounts(c.id), rootfs)
             c.mounted = True
             self.store.save(c)
         image = self.images.get(c.image_id)
-        spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent)
+        spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
+                          self.defaults)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(spec, f)
         job = monitor.Launch(
             container_id=c.id, name=c.name, bundle=directory, log_path=self.log_path(c),
             tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
             leave_stdin_open=not c.config.get("StdinOnce"))
-        mon, pid = await asyncio.to_thread(monitor.launch, self.monitors, job)
+        mon, pid = await asyncio.to_thread(monitor.launch, self.monitors_of(c), job)
         c.monitor = mon
         c.state.pid = pid
         self.store.save(c)
@@ -269,7 +296,7 @@ class Containers:
         c.state.started_at = rfc3339()
         self.store.save(c)
         self._watch(c)
-        await self.runtime.start(c.id)
+        await self.runtime_of(c).start(c.id)
         for att in attached:
             att.started()
         self.on_change("start", c)
@@ -317,7 +344,7 @@ class Containers:
 
     async def _teardown(self, c: Container) -> None:
         """Release what a run held: the runtime's state, conmon's files, the rootfs mount."""
-        await self.runtime.delete(c.id)
+        await self.runtime_of(c).delete(c.id)
         monitor.clear(self.monitors, c.id)
         c.monitor = monitor.Monitor()
         if c.mounted:
@@ -350,7 +377,7 @@ class Containers:
 
     async def _signal(self, c: Container, number: int) -> None:
         try:
-            await self.runtime.kill(c.id, number)
+            await self.runtime_of(c).kill(c.id, number)
         except EngineError:
             if c.state.running:
                 raise

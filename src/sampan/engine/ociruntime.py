@@ -13,10 +13,11 @@ from .errors import EngineError
 class OCIRuntime:
     path: str
     root: str
+    args: tuple[str, ...] = ()  # daemon.json's runtimeArgs, before the subcommand
 
     async def _run(self, *args: str, check: bool = True) -> str:
         proc = await asyncio.create_subprocess_exec(
-            self.path, "--root", self.root, *args, stdin=asyncio.subprocess.DEVNULL,
+            self.path, *self.args, "--root", self.root, *args, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         if check and proc.returncode != 0:

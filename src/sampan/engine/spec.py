@@ -3,7 +3,8 @@
 The base is runc's template (``oci.defaults.default_spec``) with Docker's security defaults
 from the same module (capabilities, masked and read-only paths); the process comes from
 ``images.process_config`` (image defaults, user resolved in the container's own passwd).
-Docker's default seccomp profile is not applied yet: no seccomp filter is set.
+SecurityOpt, the seccomp filter (docker's default profile unless asked otherwise) and the
+daemon's default ulimits come from ``sampan.security`` and ``daemonconfig.ContainerDefaults``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from ..oci.defaults import (
 )
 from ..oci.image import ImageConfig
 from ..oci.spec import ConfigError, parse_spec
+from ..security import SecurityOptions, parse_security_opt, seccomp_for
+from ..security.options import no_new_privileges
 from .config import HostConfig, as_list, parse_config, parse_host_config
+from .daemonconfig import ContainerDefaults
 from .errors import InvalidParameter
 from .record import Container
 
@@ -98,8 +102,10 @@ def hostname_of(container: Container, host: HostConfig) -> str:
 
 
 def build_spec(container: Container, image: ImageConfig, rootfs: str, directory: str,
-               cgroup_parent: str = CGROUP_PARENT) -> dict[str, Any]:
+               cgroup_parent: str = CGROUP_PARENT,
+               defaults: ContainerDefaults | None = None) -> dict[str, Any]:
     """The config.json of ``container`` whose root filesystem is mounted at ``rootfs``."""
+    defaults = defaults or ContainerDefaults()
     config = parse_config(container.config)
     host = parse_host_config(container.host_config)
     try:
@@ -128,12 +134,14 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
                        else {})}
     caps = capabilities(host)
     proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-    proc["noNewPrivileges"] = "no-new-privileges" in (host.security_opt or []) or \
-        "no-new-privileges:true" in (host.security_opt or [])
+    # --- security defaults (sampan.security; daemonconfig.ContainerDefaults) ---
+    security = security_options(host)
+    proc["noNewPrivileges"] = no_new_privileges(security, defaults.security)
     proc.pop("rlimits", None)  # Docker's containers inherit the daemon's unless --ulimit
-    if host.ulimits:
-        proc["rlimits"] = [{"type": "RLIMIT_" + u.name.upper(), "soft": u.soft, "hard": u.hard}
-                           for u in host.ulimits]
+    ulimits = merged_ulimits(host, defaults)
+    if ulimits:
+        proc["rlimits"] = ulimits
+    # --- end of security defaults ---
     spec["root"] = {"path": rootfs, "readonly": bool(host.readonly_rootfs)}
     spec["hostname"] = hostname_of(container, host)
     if config.domainname:
@@ -168,10 +176,29 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
         linux["readonlyPaths"] = list(DEFAULT_READONLY_PATHS)
     if host.sysctls:
         linux["sysctl"] = dict(host.sysctls)
+    filt = seccomp_for(security, defaults.security, bool(host.privileged), caps)
+    if filt is not None:
+        linux["seccomp"] = filt
     try:
         return parse_spec(spec).to_json()
     except ConfigError as exc:
         raise InvalidParameter(str(exc)) from None
+
+
+def security_options(host: HostConfig) -> SecurityOptions:
+    """HostConfig.SecurityOpt, or docker's 400 naming the bad entry."""
+    try:
+        return parse_security_opt(host.security_opt)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc)) from None
+
+
+def merged_ulimits(host: HostConfig, defaults: ContainerDefaults) -> list[dict[str, Any]]:
+    """HostConfig.Ulimits over the daemon's default-ulimits, as process.rlimits."""
+    chosen = {u["Name"]: (u["Soft"], u["Hard"]) for u in defaults.ulimits}
+    chosen.update({u.name: (u.soft, u.hard) for u in host.ulimits or []})
+    return [{"type": "RLIMIT_" + name.upper(), "soft": soft, "hard": hard}
+            for name, (soft, hard) in chosen.items()]
 
 
 def _resources(host: HostConfig) -> dict[str, Any]:
