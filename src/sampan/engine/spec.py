@@ -53,8 +53,8 @@ def capabilities(host: HostConfig) -> list[str]:
             raise InvalidParameter(f"{field}: unknown capability: {name!r}")
         return full
 
-    if host.privileged:
-        return known
+    if host.privileged:  # every capability the daemon has, as moby's GetAllCapabilities
+        return [c for c in known if c in _own_bounding_set()]
     add = [norm(c, "HostConfig.CapAdd") for c in host.cap_add or []]
     drop = [norm(c, "HostConfig.CapDrop") for c in host.cap_drop or []]
     if "CAP_ALL" in add:  # Docker's TweakCapabilities: ALL added, minus what is dropped
@@ -63,6 +63,16 @@ def capabilities(host: HostConfig) -> list[str]:
         return [c for c in add if c in known]
     result = [c for c in DOCKER_DEFAULT_CAPS if c not in drop]
     return result + [c for c in add if c not in result and c in known]
+
+
+def _own_bounding_set() -> set[str]:
+    """The capabilities in sampand's own bounding set (a VM or container may lack some)."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(x for x in f if x.startswith("CapBnd:"))
+    except (OSError, StopIteration):
+        return set(kcaps.CAPABILITIES)
+    return set(kcaps.names(int(line.split()[1], 16)))
 
 
 def container_files(directory: str, container: Container, host: HostConfig) -> dict[str, str]:
