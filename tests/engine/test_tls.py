@@ -157,7 +157,7 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     (tmp_path / "sampan.service").write_text(
         service.replace("/usr/local/bin/sampand", SAMPAND))
     (tmp_path / "sampan.socket").write_text(sock)
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "sampan.socket"),
-                             str(tmp_path / "sampan.service")],
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                             str(tmp_path / "sampan.socket"), str(tmp_path / "sampan.service")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
