@@ -7,6 +7,7 @@ import grp
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -189,6 +190,10 @@ def test_group_flag_owns_the_socket(tmp: Path) -> None:
         st = os.stat(d.socket)
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
             0o660, 0, grp.getgrnam("daemon").gr_gid)
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGHUP)  # survived, still answering
+        time.sleep(0.5)
+        assert d.proc.poll() is None and d.http().get("/_ping").text == "OK"
 
 
 def test_live_restore_off_stops_containers(tmp: Path) -> None:

@@ -175,6 +175,10 @@ async def serve(config: DaemonConfig, conmon: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    # dockerd reloads part of its configuration on SIGHUP; sampand does not yet, and must
+    # not die of it (the signal's default action).
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+        "SIGHUP: reloading the configuration is not supported; restart sampand instead"))
     await stopping.wait()
     if config.live_restore:
         log.info("shutting down (containers keep running)")
