@@ -8,9 +8,10 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..images import ImageStore
+from ..network.ipam import DEFAULT_POOLS, Pool
 from . import monitor
 from .containers import Containers, set_subreaper
 from .daemonconfig import (
@@ -27,9 +28,6 @@ from .record import Container
 from .runtimes import RuntimeInfo, Runtimes
 from .spec import CGROUP_PARENT
 from .store import ContainerStore
-
-if TYPE_CHECKING:
-    from ..network.ipam import Pool
 
 log = logging.getLogger("sampand")
 
@@ -59,8 +57,8 @@ class EngineOptions:
     default_runtime: str = DEFAULT_RUNTIME
     insecure_registries: list[str] = field(default_factory=list)
     registry_mirrors: list[str] = field(default_factory=list)
-    # default-address-pools for the bridge networks' IPAM (empty: the network library's).
-    address_pools: list[Pool] = field(default_factory=list)
+    # default-address-pools for the bridge networks' IPAM.
+    address_pools: list[Pool] = field(default_factory=lambda: list(DEFAULT_POOLS))
     container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     live_restore: bool = True  # false: containers are stopped when sampand stops
     debug: bool = False
