@@ -298,3 +298,54 @@ def test_same_outcomes_as_dockerd(daemon: Daemon, dockerd: Daemon, tmp: Path) ->
         theirs = dockerd.docker("run", "--rm", "--network", "none", *probe)
         assert (ours.returncode, ours.stdout, ours.stderr) == \
             (theirs.returncode, theirs.stdout, theirs.stderr), probe
+
+
+def test_filter_on_the_kernel() -> None:
+    """The default profile as the runtime compiles it, loaded in a forked child: the calls
+    docker's profile refuses fail with its errnos (keyring calls EPERM, clone3 ENOSYS,
+    user namespaces EPERM, odd personalities EPERM), ordinary ones work."""
+    import ctypes
+    import errno
+
+    spec = seccomp.to_spec(seccomp.default_profile(), list(DOCKER_DEFAULT_CAPS))
+    filt = kseccomp.compile(decode(Seccomp, spec))
+    lib = ctypes.CDLL(None, use_errno=True)
+    resolve = ctypes.CDLL("libseccomp.so.2").seccomp_syscall_resolve_name
+    resolve.argtypes = [ctypes.c_char_p]
+
+    def call(name: str, *args: int | bytes | None) -> int:
+        ctypes.set_errno(0)
+        rc = lib.syscall(resolve(name.encode()), *args)
+        return 0 if rc >= 0 else ctypes.get_errno()
+
+    probes = {
+        "add_key": (b"user", b"sampan", b"x", 1, -3),  # KEY_SPEC_PROCESS_KEYRING
+        "keyctl": (0, -3, 0),  # KEYCTL_GET_KEYRING_ID
+        "request_key": (b"user", b"sampan", None, 0),
+        "clone3": (None, 0),
+        "unshare": (0x10000000,),  # CLONE_NEWUSER
+        "personality": (0x0400000,),  # READ_IMPLIES_EXEC
+        "kexec_load": (0, 0, None, 0),
+        "getpid": (),
+    }
+    expected = {"add_key": errno.EPERM, "keyctl": errno.EPERM, "request_key": errno.EPERM,
+                "clone3": errno.ENOSYS, "unshare": errno.EPERM, "personality": errno.EPERM,
+                "kexec_load": errno.EPERM, "getpid": 0}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+            filt.load()
+            results = {name: call(name, *args) for name, args in probes.items()}
+            os.write(write, json.dumps(results).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    data = b""
+    while chunk := os.read(read, 4096):
+        data += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    filt.release()
+    assert json.loads(data) == expected
