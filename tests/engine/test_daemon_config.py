@@ -229,3 +229,30 @@ def test_api_version_too_old_through_the_cli(tmp: Path) -> None:
         with d.http() as http:
             assert http.get("/v1.24/_ping").status_code == 200
             assert http.get("/v1.45/version").json()["ApiVersion"] >= "1.45"
+
+
+def test_registry_mirrors(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """registry-mirrors: a Docker Hub pull is served by the first mirror that answers (an
+    unreachable one is skipped); there is no Docker Hub here, so success proves it."""
+    from ..registry.conftest import _start, _stop
+
+    run = tmp_path_factory.mktemp("registry-run")
+    mirror = _start(run, Path(tmp_path_factory.mktemp("mirror")), auth=False)
+    try:
+        with spawned(["--registry-mirror", "http://127.0.0.1:9", "--registry-mirror",
+                      f"http://{mirror.host}"]) as d:
+            d.start()
+            d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+            image_id = d.ok("inspect", "--format", "{{.Id}}", "busybox").strip()
+            d.ok("tag", "busybox", f"{mirror.host}/library/busybox:latest")
+            d.ok("push", f"{mirror.host}/library/busybox:latest", timeout=120)
+            d.ok("rmi", "busybox", f"{mirror.host}/library/busybox:latest")
+            out = d.ok("pull", "busybox", timeout=120)
+            assert "Downloaded newer image for busybox:latest" in out
+            assert d.ok("inspect", "--format", "{{.Id}}", "busybox").strip() == image_id
+            info = json.loads(d.ok("info", "--format", "{{json .RegistryConfig.Mirrors}}"))
+            assert info == ["http://127.0.0.1:9", f"http://{mirror.host}"]
+            missing = d.docker("pull", "no-such-image-anywhere", timeout=120)
+            assert missing.returncode != 0
+    finally:
+        _stop(run, mirror)

@@ -186,7 +186,8 @@ async def _stream(request: web.Request, action: str, reference: str,
     progress = _Progress(asyncio.get_running_loop())
     options = registry.RegistryOptions(
         credentials=credentials(request),
-        insecure_registries=tuple(engine_of(request).options.insecure_registries))
+        insecure_registries=tuple(engine_of(request).options.insecure_registries),
+        mirrors=tuple(engine_of(request).options.registry_mirrors))
     task = asyncio.create_task(asyncio.to_thread(job, options, progress))
     task.add_done_callback(lambda _: progress.queue.put_nowait(None))
     held: list[dict[str, Any]] = []
