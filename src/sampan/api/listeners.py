@@ -26,7 +26,6 @@ class TLSOptions:
     cacert: str = ""
     cert: str = ""
     key: str = ""
-    enabled: bool = False  # --tls: serve TLS (sampand still insists on --tlsverify for TCP)
 
 
 @dataclass

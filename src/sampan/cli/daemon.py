@@ -155,8 +155,9 @@ async def serve(config: DaemonConfig, conmon: str) -> None:
     from ..engine.daemonconfig import socket_group
 
     lock(os.path.abspath(config.exec_root))
+    # --tls alone (server-only TLS) is not enough for TCP: sampand insists on --tlsverify.
     tls = TLSOptions(verify=config.tlsverify, cacert=config.tlscacert, cert=config.tlscert,
-                     key=config.tlskey, enabled=config.tls or config.tlsverify)
+                     key=config.tlskey)
     listeners = open_listeners(config.hosts, socket_group(config), tls)
     engine = Engine(config.engine_options(conmon))
     await engine.start()
