@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from .humanize import human_duration
+from .mounts import api_mounts
 from .record import Container, parse_rfc3339
 
 
@@ -56,7 +57,7 @@ def inspect(c: Container, directory: str, log_path: str, graph: dict[str, Any],
         "ExecIDs": None,
         "HostConfig": c.host_config,
         "GraphDriver": graph,
-        "Mounts": [],
+        "Mounts": api_mounts(c),
         "Config": c.config,
         "NetworkSettings": _network_settings(c),
     }
@@ -94,7 +95,7 @@ def summary(c: Container) -> dict[str, Any]:
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
-        "Mounts": [],
+        "Mounts": api_mounts(c),
     }
 
 
