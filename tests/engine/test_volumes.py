@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-import tempfile
 import uuid
-from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,12 +20,10 @@ def _name(prefix: str = "t") -> str:
 
 
 @pytest.fixture
-def hostdir() -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="sampan-bind-")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+def hostdir(tmp_path: Path) -> str:
+    path = tmp_path / "bind"
+    path.mkdir()
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +190,7 @@ def test_copy_up_from_the_image(daemon: Daemon, layers: str) -> None:
                         "-c", "cat /data/seed.txt /data/other.txt")
         assert out == "changed\nnew\n"
         # nocopy: a new volume stays empty
-        out = daemon.ok("run", "--rm", "--mount", f"type=volume,dst=/data,volume-nocopy",
+        out = daemon.ok("run", "--rm", "--mount", "type=volume,dst=/data,volume-nocopy",
                         "--entrypoint", "ls", layers, "-A", "/data")
         assert out == ""
         # the image's VOLUME: an anonymous volume with the image's content
