@@ -109,6 +109,16 @@ def test_bind_sources_missing(daemon: Daemon, hostdir: str) -> None:
     assert not os.path.exists(os.path.join(hostdir, "a"))
     daemon.ok("run", "--rm", "-v", f"{missing}:/x", "busybox", "true")  # -v makes it
     assert stat.S_ISDIR(os.stat(missing).st_mode)
+    other = os.path.join(hostdir, "c")
+    with daemon.http() as http:  # the v28 CLI has no flag for CreateMountpoint
+        response = http.post("/v1.45/containers/create", json={
+            "Image": "busybox", "Cmd": ["true"], "HostConfig": {"Mounts": [
+                {"Type": "bind", "Source": other, "Target": "/x",
+                 "BindOptions": {"CreateMountpoint": True}}]}})
+        assert response.status_code == 201, response.text
+    daemon.ok("start", "-a", response.json()["Id"])
+    daemon.ok("rm", response.json()["Id"])
+    assert stat.S_ISDIR(os.stat(other).st_mode)
 
 
 def test_invalid_specs_are_400_and_leave_nothing(daemon: Daemon) -> None:
@@ -269,6 +279,15 @@ def test_volume_create_options_tmpfs(daemon: Daemon) -> None:
         assert out.startswith("1000\ntmpfs /t tmpfs") and "size=2048k" in out
         with open("/proc/self/mountinfo") as f:  # unmounted with its last user
             assert info["Mountpoint"] not in f.read()
+        implicit = _name("v")  # made on first use with the --mount's volume-opt
+        out = daemon.ok("run", "--rm", "--mount", f"type=volume,src={implicit},dst=/t,"
+                        "volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-label=k=v",
+                        "busybox", "grep", " /t ", "/proc/mounts")
+        assert out.startswith("tmpfs /t tmpfs")
+        info = json.loads(daemon.ok("volume", "inspect", implicit))[0]
+        assert info["Options"] == {"type": "tmpfs", "device": "tmpfs"}
+        assert info["Labels"] == {"k": "v"}
+        daemon.ok("volume", "rm", implicit)
         bad = daemon.docker("volume", "create", "-o", "type=tmpfs", _name("v"))
         assert bad.returncode != 0 and 'missing required option: "device"' in bad.stderr
         bad = daemon.docker("volume", "create", "-o", "colour=red", _name("v"))
