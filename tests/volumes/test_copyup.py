@@ -8,6 +8,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from sampan.volumes.copyup import copy_up
 
 
@@ -69,3 +71,14 @@ def test_no_copy_from_a_symlink_or_missing_path(tmp_path: Path) -> None:
     assert not copy_up(str(tmp_path / "link"), str(dst))
     assert not copy_up(str(tmp_path / "missing"), str(dst))
     assert os.listdir(dst) == []
+
+
+def test_destination_reached_only_without_symlinks(tmp_path: Path) -> None:
+    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    src.mkdir()
+    (src / "a").write_text("x")
+    elsewhere.mkdir()
+    os.symlink(elsewhere, tmp_path / "dst-link")
+    with pytest.raises(OSError):
+        copy_up(str(src), str(tmp_path / "dst-link"))
+    assert os.listdir(elsewhere) == []
