@@ -52,21 +52,24 @@ def test_copy_up_keeps_everything(tmp_path: Path) -> None:
     assert sorted(os.listdir(outside)) == ["secret"]  # nothing followed out
 
 
-def test_no_copy_into_a_volume_with_content(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
+def _dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """An image directory holding one file, and an empty directory beside it."""
+    src, other = tmp_path / "src", tmp_path / "other"
     src.mkdir()
     (src / "a").write_text("image")
-    dst.mkdir()
+    other.mkdir()
+    return src, other
+
+
+def test_no_copy_into_a_volume_with_content(tmp_path: Path) -> None:
+    src, dst = _dirs(tmp_path)
     (dst / "b").write_text("mine")
     assert not copy_up(str(src), str(dst))
     assert os.listdir(dst) == ["b"]
 
 
 def test_no_copy_from_a_symlink_or_missing_path(tmp_path: Path) -> None:
-    real, dst = tmp_path / "real", tmp_path / "dst"
-    real.mkdir()
-    (real / "a").write_text("x")
-    dst.mkdir()
+    real, dst = _dirs(tmp_path)
     os.symlink(real, tmp_path / "link")
     assert not copy_up(str(tmp_path / "link"), str(dst))
     assert not copy_up(str(tmp_path / "missing"), str(dst))
@@ -74,10 +77,7 @@ def test_no_copy_from_a_symlink_or_missing_path(tmp_path: Path) -> None:
 
 
 def test_destination_reached_only_without_symlinks(tmp_path: Path) -> None:
-    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
-    src.mkdir()
-    (src / "a").write_text("x")
-    elsewhere.mkdir()
+    src, elsewhere = _dirs(tmp_path)
     os.symlink(elsewhere, tmp_path / "dst-link")
     with pytest.raises(OSError):
         copy_up(str(src), str(tmp_path / "dst-link"))
