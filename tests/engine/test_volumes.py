@@ -389,3 +389,12 @@ def test_dockerpy_volumes(docker_client: object) -> None:
         vol.remove()
     with pytest.raises(docker.errors.NotFound):
         client.volumes.get(vol.name)
+
+
+def test_bind_propagation(daemon: Daemon, hostdir: str) -> None:
+    out = daemon.ok("run", "--rm", "-v", f"{hostdir}:/shared:rshared", "-v",
+                    f"{hostdir}:/private", "busybox", "sh", "-c",
+                    "grep -E ' /(shared|private) ' /proc/self/mountinfo")
+    lines = {line.split()[4]: line for line in out.splitlines()}
+    assert "shared:" in lines["/shared"]
+    assert "shared:" not in lines["/private"] and "master:" not in lines["/private"]
