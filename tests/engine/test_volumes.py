@@ -324,6 +324,9 @@ def test_rm_refused_while_in_use(daemon: Daemon) -> None:
             assert http.delete("/v1.45/volumes/no-such-volume").status_code == 404
             assert http.delete("/v1.45/volumes/no-such-volume?force=1").status_code == 204
         assert vol in _volumes(daemon)
+        for by in (vol, "/d"):
+            assert daemon.ok("ps", "-aq", "--no-trunc", "--filter", f"volume={by}") \
+                == cid + "\n"
     finally:
         daemon.ok("rm", name)
     daemon.ok("volume", "rm", vol)  # `rm` without -v leaves named volumes; now unused

@@ -100,7 +100,8 @@ def summary(c: Container) -> dict[str, Any]:
 
 
 def matches(c: Container, filters: dict[str, list[str]]) -> bool:
-    """Docker's container list filters: id, name, status, label, ancestor, exited."""
+    """Docker's container list filters: id, name, status, label, ancestor, exited, volume
+    (a volume's name or a mount's destination)."""
     for key, values in filters.items():
         if not values:
             continue
@@ -117,6 +118,9 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
                                          c.image_id.startswith("sha256:" + v)
                                          for v in values):
             return False
+        if key == "volume" and not any(v in (m.get("name"), m.get("destination"))
+                                       for m in c.mounts for v in values):
+            return False
         if key == "label":
             labels = c.config.get("Labels") or {}
             for want in values:
@@ -126,5 +130,5 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
     return True
 
 
-FILTERS = ("id", "name", "status", "label", "ancestor", "exited")
+FILTERS = ("id", "name", "status", "label", "ancestor", "exited", "volume")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
