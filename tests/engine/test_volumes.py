@@ -401,3 +401,19 @@ def test_bind_propagation(daemon: Daemon, hostdir: str) -> None:
     lines = {line.split()[4]: line for line in out.splitlines()}
     assert "shared:" in lines["/shared"]
     assert "shared:" not in lines["/private"] and "master:" not in lines["/private"]
+
+
+def test_prune_by_api_version(daemon: Daemon) -> None:
+    vol, mark = _name("v"), uuid.uuid4().hex
+    daemon.ok("volume", "create", "--label", f"mark={mark}", vol)
+    query = {"filters": json.dumps({"label": [f"mark={mark}"]})}
+    with daemon.http() as http:
+        response = http.post("/v1.45/volumes/prune", params=query)
+        assert response.status_code == 200
+        assert response.json()["VolumesDeleted"] is None  # named: kept from 1.42 on
+        assert vol in _volumes(daemon)
+        response = http.post("/v1.41/volumes/prune", params=query)
+        assert response.json()["VolumesDeleted"] == [vol]  # older clients: every unused one
+        bad = http.post("/v1.45/volumes/prune", params={"filters": '{"dangling":["true"]}'})
+        assert bad.status_code == 400 and bad.json() == {"message": "invalid filter 'dangling'"}
+    assert vol not in _volumes(daemon)
