@@ -125,7 +125,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 async def delete(request: web.Request) -> web.Response:
     await engine_of(request).containers.remove(request.match_info["id"],
-                                               force=flag(request, "force"))
+                                               force=flag(request, "force"),
+                                               volumes=flag(request, "v"))
     return web.Response(status=204)
 
 

@@ -30,6 +30,7 @@ from .attach import Attachment
 from .config import as_list, check_name, parse_config, parse_host_config, parse_signal
 from .daemonconfig import ContainerDefaults
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
+from .mounts import Mounts, copy_up_all
 from .names import random_name
 from .ociruntime import OCIRuntime
 from .record import Container, rfc3339
@@ -83,6 +84,7 @@ class Containers:
         self._all: dict[str, Container] = {}
         self._live: dict[str, _Live] = {}
         self.on_change: Callable[[str, Container], None] = lambda action, c: None
+        self.mounts: Mounts | None = None  # volumes and mounts, set by the engine
 
     # Lookup -------------------------------------------------------------------------------
 
@@ -167,11 +169,19 @@ class Containers:
             raise InvalidParameter("No command specified")
         if config.stop_signal:
             parse_signal(config.stop_signal)
+        container_id = secrets.token_hex(32)
+        mounts = [] if self.mounts is None else self.mounts.create(
+            container_id, host_raw, effective, image.raw_config.get("config") or {}, self.get)
         container = Container(
-            id=secrets.token_hex(32), name=name, created=rfc3339(), image=config.image,
+            id=container_id, name=name, created=rfc3339(), image=config.image,
             image_id=image.id, path=args[0], args=args[1:], config=effective,
-            host_config=self._daemon_defaults(self._host_config(host_raw)))
-        directory = self.store.create_dir(container.id)
+            host_config=self._daemon_defaults(self._host_config(host_raw)), mounts=mounts)
+        try:
+            directory = self.store.create_dir(container.id)
+        except BaseException:
+            if self.mounts is not None:
+                self.mounts.release(container, remove_anonymous=True)
+            raise
         try:
             os.mkdir(os.path.join(directory, "rootfs"), 0o755)
             self.images.snapshots.prepare(container.id, image.top_layer)
@@ -183,6 +193,8 @@ class Containers:
             with suppress(Exception):
                 self.images.snapshots.remove(container.id)
             self.store.remove(container.id)
+            if self.mounts is not None:
+                self.mounts.release(container, remove_anonymous=True)
             raise
         self._all[container.id] = container
         self.on_change("create", container)
@@ -258,7 +270,7 @@ class Containers:
                 return
         if auto_remove:  # as dockerd: a container that cannot start is not kept either
             with suppress(EngineError):
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
         raise error
 
     async def _start(self, c: Container, live: _Live) -> None:
@@ -270,6 +282,8 @@ class Containers:
             mount_all(self.images.snapshots.mounts(c.id), rootfs)
             c.mounted = True
             self.store.save(c)
+        if self.mounts is not None:  # volumes mounted, copy-up of the image's content
+            await asyncio.to_thread(copy_up_all, self.mounts.setup(c, rootfs))
         image = self.images.get(c.image_id)
         spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
                           self.defaults)
@@ -338,7 +352,7 @@ class Containers:
             self.on_change("die", c)
         if c.host_config.get("AutoRemove") and c.state.status != "removing":
             try:
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
             except EngineError as exc:
                 log.warning("auto-removing %s: %s", c.id[:12], exc)
 
@@ -347,6 +361,8 @@ class Containers:
         await self.runtime_of(c).delete(c.id)
         monitor.clear(self.monitors, c.id)
         c.monitor = monitor.Monitor()
+        if self.mounts is not None:
+            self.mounts.teardown(c)
         if c.mounted:
             try:
                 await asyncio.to_thread(unmount_all, os.path.join(self.directory(c), "rootfs"))
@@ -420,7 +436,8 @@ class Containers:
 
     # Remove -------------------------------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool = False) -> None:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """``volumes``: its anonymous volumes go too (``rm -v``); named ones never."""
         c = self.get(ref)
         live = self._live_of(c)
         if c.state.running:
@@ -451,6 +468,8 @@ class Containers:
                 os.unlink(os.path.join(self.directory(c), "rootfs"))
             self.store.remove(c.id)
             del self._all[c.id]
+            if self.mounts is not None:
+                self.mounts.release(c, remove_anonymous=volumes)
         for att in live.pending:
             att.abandon()
         self._wake(c, ExitStatus(c.state.exit_code), ("removed", "not-running", "next-exit", ""))
@@ -511,6 +530,8 @@ class Containers:
         """Find the stored containers again: adopt running ones, settle ones that exited."""
         for c in self.store.load_all():
             self._all[c.id] = c
+            if self.mounts is not None:
+                self.mounts.adopt(c)
             live = self._live_of(c)
             if c.state.status == "removing":
                 with suppress(EngineError):

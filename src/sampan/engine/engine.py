@@ -23,6 +23,7 @@ from .daemonconfig import (
 )
 from .events import Event, EventLog
 from .execs import Execs
+from .mounts import Mounts
 from .ociruntime import OCIRuntime
 from .record import Container
 from .runtimes import RuntimeInfo, Runtimes
@@ -85,6 +86,11 @@ class Engine:
         self.containers.defaults = options.container_defaults
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
+        from ..volumes import VolumeService
+
+        self.volumes = VolumeService(os.path.join(options.data_root, "volumes"),
+                                     on_event=self._volume_event)
+        self.containers.mounts = Mounts(self.volumes)
         self.containers.on_change = self._container_event
 
     def _runtime_entries(self) -> dict[str, RuntimeInfo]:
@@ -110,6 +116,9 @@ class Engine:
         if action == "die":
             attributes["exitCode"] = str(c.state.exit_code)
         self.events.publish(Event("container", action, c.id, attributes))
+
+    def _volume_event(self, action: str, name: str, attributes: dict[str, str]) -> None:
+        self.events.publish(Event("volume", action, name, attributes))
 
     def image_event(self, action: str, name: str) -> None:
         self.events.publish(Event("image", action, name, {"name": name}))

@@ -28,6 +28,7 @@ from ..security.options import no_new_privileges
 from .config import HostConfig, as_list, parse_config, parse_host_config
 from .daemonconfig import ContainerDefaults
 from .errors import InvalidParameter
+from .mounts import oci_mounts
 from .record import Container
 
 CGROUP_PARENT = "/sampan"
@@ -156,18 +157,19 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
     spec["hostname"] = hostname_of(container, host)
     if config.domainname:
         spec["domainname"] = config.domainname
-    mounts = spec["mounts"]
+    user_mounts = oci_mounts(container)  # volumes, binds, tmpfs (engine/mounts.py)
+    taken = {m["destination"] for m in user_mounts}
+    mounts = spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in taken]
     for m in mounts:
         if m["destination"] == "/dev/shm":
             m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [
                 f"size={host.shm_size or DEFAULT_SHM_SIZE}"]
         if m["destination"] == "/sys" and host.privileged:
             m["options"] = [o for o in m["options"] if o != "ro"]
-    for target, options in (host.tmpfs or {}).items():
-        mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec",
-                                   *(o for o in options.split(",") if o)]})
+    mounts.extend(user_mounts)
     for name in ("hostname", "hosts", "resolv.conf"):
+        if f"/etc/{name}" in taken:
+            continue
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": files[name],
                        "options": ["rbind", "rprivate"] +
                        (["ro"] if host.readonly_rootfs else [])})
