@@ -23,7 +23,8 @@ def same_as_docker(sampan: Cli, daemon: Daemon, *args: str) -> str:
         if (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode):
             return ours.stdout
         time.sleep(0.3)
-    assert ours.stdout == theirs.stdout, args
+    assert ours.stdout == theirs.stdout, f"{args}\nsampan:\n{ours.stdout}\ndocker:\n" \
+        f"{theirs.stdout}"
     assert ours.returncode == theirs.returncode, (args, ours.stderr, theirs.stderr)
     return ours.stdout
 
@@ -132,7 +133,12 @@ def test_detached_container_lifecycle(sampan: Cli, cli_daemon: Daemon) -> None:
 
 def test_exec_it_through_a_pty(sampan: Cli, cli_daemon: Daemon) -> None:
     sampan.ok("run", "-d", "--name", "ptyexec", "busybox", "sleep", "300")
-    same_as_docker(sampan, cli_daemon, "top", "ptyexec")
+    # CPU time columns move: the header and the commands are docker's
+    ours = sampan.ok("top", "ptyexec").splitlines()
+    theirs = cli_daemon.ok("top", "ptyexec").splitlines()
+    assert ours[0] == theirs[0] and ours[0].startswith("UID                 PID")
+    assert [line.split()[-2:] for line in ours[1:]] == \
+        [line.split()[-2:] for line in theirs[1:]] == [["sleep", "300"]]
     same_as_docker(sampan, cli_daemon, "top", "ptyexec", "-o", "pid,comm")
     pty = Pty([SAMPAN, "exec", "-it", "ptyexec", "sh"], sampan.env, rows=33, cols=101)
     try:
@@ -272,3 +278,35 @@ def test_prune(sampan: Cli) -> None:
     declined = sampan.run("container", "prune", input="n\n")
     assert "Are you sure you want to continue? [y/N]" in declined.stdout
     assert "Total reclaimed space: 0B" in sampan.ok("image", "prune", "-f")
+
+
+def test_volumes(sampan: Cli, cli_daemon: Daemon) -> None:
+    assert sampan.ok("volume", "create", "--label", "k=v", "cli-vol") == "cli-vol\n"
+    for args in (["volume", "ls"], ["volume", "ls", "-q"], ["volume", "inspect", "cli-vol"],
+                 ["volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Label \"k\"}}"]):
+        same_as_docker(sampan, cli_daemon, *args)
+    sampan.ok("run", "--rm", "-v", "cli-vol:/data", "busybox", "sh", "-c",
+              "echo kept > /data/f")
+    assert sampan.ok("run", "--rm", "--mount", "type=volume,src=cli-vol,dst=/v,readonly",
+                     "busybox", "cat", "/v/f") == "kept\n"
+    assert sampan.ok("volume", "rm", "cli-vol") == "cli-vol\n"
+    assert sampan.run("volume", "rm", "cli-vol").returncode == 1
+    assert "Total reclaimed space" in sampan.ok("volume", "prune", "-f")
+
+
+def test_signals_reach_the_container(sampan: Cli) -> None:
+    """--sig-proxy (the default without -t): a SIGINT to `sampan run` is the container's."""
+    proc = subprocess.Popen(
+        [SAMPAN, "run", "--rm", "busybox", "sh", "-c",
+         'trap "echo got INT; exit 3" INT; echo ready; while true; do sleep 0.1; done'],
+        stdout=subprocess.PIPE, text=True, env=sampan.env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(2)
+        assert proc.stdout.readline() == "got INT\n"
+        assert proc.wait(30) == 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -57,15 +57,30 @@ def _bars(messages: Iterable[dict[str, Any]], out: TextIO) -> list[dict[str, Any
         BarColumn,
         DownloadColumn,
         Progress,
+        ProgressColumn,
+        Task,
         TaskID,
         TextColumn,
     )
+    from rich.text import Text
+
+    class OnlyWithTotal(ProgressColumn):
+        """A column shown only for layers with a known size ("Already exists" has none,
+        and docker shows no bar for it)."""
+
+        def __init__(self, inner: ProgressColumn) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def render(self, task: Task) -> Any:
+            return self.inner.render(task) if task.total else Text("")
 
     console = Console(file=out)
     tasks: dict[str, TaskID] = {}
     seen = []
-    with Progress(TextColumn("{task.fields[layer]}: {task.description:<18}"), BarColumn(),
-                  DownloadColumn(), console=console, transient=False) as bars:
+    with Progress(TextColumn("{task.fields[layer]}: {task.description:<18}"),
+                  OnlyWithTotal(BarColumn()), OnlyWithTotal(DownloadColumn()),
+                  console=console, transient=False) as bars:
         for message in messages:
             seen.append(message)
             if message.get("error"):
@@ -91,13 +106,10 @@ def _bars(messages: Iterable[dict[str, Any]], out: TextIO) -> list[dict[str, Any
                 bars.update(tasks[layer], description=status, completed=current,
                             total=total or None)
             else:
-                done = status in ("Pull complete", "Download complete", "Pushed",
-                                  "Already exists", "Layer already exists", "Mounted from")
-                if done:
-                    known = next((t.total for t in bars.tasks if t.id == tasks[layer]),
-                                 None) or 1
-                    bars.update(tasks[layer], description=status, completed=known,
-                                total=known)
+                done = status in ("Pull complete", "Download complete", "Pushed")
+                known = next((t.total for t in bars.tasks if t.id == tasks[layer]), None)
+                if done and known:
+                    bars.update(tasks[layer], description=status, completed=known)
                 else:
                     bars.update(tasks[layer], description=status)
     return seen

@@ -97,10 +97,14 @@ def _from_container(cli: Cli, container: str, src: str, dst: str, quiet: bool) -
 
 
 def _extract(tar: tarfile.TarFile, top: str, target: str, is_dir: bool) -> None:
-    """Entries under ``top`` are written under ``target`` instead; nothing leaves it."""
+    """Entries under ``top`` are written under ``target`` instead; nothing leaves it,
+    neither by name nor through a symlink an earlier entry made."""
     root = os.path.abspath(target)
-    for member in tar:
-        name = member.name.rstrip("/")
+    base = os.path.dirname(root)
+    real_base = os.path.realpath(base)
+
+    def renamed(name: str) -> str:
+        name = name.rstrip("/")
         if name == top:
             rel = ""
         elif name.startswith(top + "/"):
@@ -109,9 +113,17 @@ def _extract(tar: tarfile.TarFile, top: str, target: str, is_dir: bool) -> None:
             rel = name
         dest = os.path.abspath(os.path.join(root, rel)) if rel else root
         if dest != root and not dest.startswith(root + os.sep):
-            raise CommandError(f"refusing to write outside {target}: {member.name}")
-        member.name = os.path.relpath(dest, os.path.dirname(root))
-        tar.extract(member, os.path.dirname(root), set_attrs=True, filter="tar")
+            raise CommandError(f"refusing to write outside {target}: {name}")
+        parent = os.path.realpath(os.path.dirname(dest))
+        if parent != real_base and not parent.startswith(real_base + os.sep):
+            raise CommandError(f"refusing to write through a symlink: {name}")
+        return os.path.relpath(dest, base)
+
+    for member in tar:
+        member.name = renamed(member.name)
+        if member.islnk():
+            member.linkname = renamed(member.linkname)
+        tar.extract(member, base, set_attrs=True)
 
 
 def _to_container(cli: Cli, src: str, container: str, dst: str, archive: bool,

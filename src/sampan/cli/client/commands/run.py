@@ -109,7 +109,8 @@ def run(cli: Cli, argv: list[str]) -> int:
         _start(client, cid)
         print(cid)
         return 0
-    return _attach_start_wait(cli, cid, body, p.detach_keys, autoremove=p.rm)
+    return _attach_start_wait(cli, cid, body, p.detach_keys, autoremove=p.rm,
+                              sig_proxy=p.sig_proxy)
 
 
 def _start(client: Client, cid: str) -> None:
@@ -121,8 +122,27 @@ def _start(client: Client, cid: str) -> None:
         raise StatusExit(start_error_status(exc.message)) from None
 
 
+PROXIED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def proxy_signals(client: Client, cid: str) -> None:
+    """Send the signals we get to the container, as docker's --sig-proxy (without a
+    terminal: with one, ^C is a byte the container's terminal turns into SIGINT)."""
+    import _signal  # type: ignore[import-not-found]  # typeshed describes only `signal`
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            client.call("POST", f"/containers/{cid}/kill", {"signal": str(signum)}).read()
+        except (APIError, OSError):
+            pass
+
+    for name in PROXIED_SIGNALS:
+        _signal.signal(getattr(_signal, name), forward)
+
+
 def _attach_start_wait(cli: Cli, cid: str, config: dict[str, Any],
-                       detach_keys: str | None, autoremove: bool) -> int:
+                       detach_keys: str | None, autoremove: bool,
+                       sig_proxy: bool = True) -> int:
     client = cli.client
     tty = bool(config.get("Tty"))
     want_in = bool(config.get("AttachStdin"))
@@ -138,6 +158,8 @@ def _attach_start_wait(cli: Cli, cid: str, config: dict[str, Any],
         if attached is not None:
             attached.close()
         raise
+    if sig_proxy and not tty:
+        proxy_signals(client, cid)
     if attached is None:
         return _exit_code(result())
     resize = _resizer(client, f"/containers/{cid}/resize") if tty and os.isatty(1) else None

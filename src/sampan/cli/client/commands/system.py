@@ -145,8 +145,9 @@ def server_lines(s: dict[str, Any]) -> list[str]:
     if security:
         out.append(" Security Options:")
         for opt in security:
-            name = opt.removeprefix("name=").split(",", 1)[0]
-            out.append(f"  {name}")
+            fields = dict(f.partition("=")[::2] for f in opt.split(","))
+            out.append(f"  {fields.pop('name', opt)}")
+            out += [f"   {key.capitalize()}: {value}" for key, value in fields.items()]
     out += [f" Kernel Version: {s.get('KernelVersion', '')}",
             f" Operating System: {s.get('OperatingSystem', '')}",
             f" OSType: {s.get('OSType', '')}",
