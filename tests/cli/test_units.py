@@ -151,3 +151,18 @@ def test_hot_path_imports_little(command: list[str]) -> None:
     heavy = {"re", "json", "http.client", "socket", "enum", "typing", "argparse",
              "subprocess", "threading", "dataclasses", "rich", "httpx", "tarfile"}
     assert not heavy & loaded, heavy & loaded
+
+
+def test_image_rows_as_docker() -> None:
+    """A row per tag, digest-only repositories after them, <none> for dangling images."""
+    from sampan.cli.client.commands.listing import image_rows
+
+    images = [{"Id": "sha256:" + "a" * 64, "RepoTags": ["busybox:latest"],
+               "RepoDigests": ["reg:5000/busybox@sha256:x", "busybox@sha256:y"]},
+              {"Id": "sha256:" + "b" * 64, "RepoTags": ["<none>:<none>"],
+               "RepoDigests": ["<none>@<none>"]}]
+    assert [(r.Repository, r.Tag, r.Digest, r.ID) for r in image_rows(images, True, False)] \
+        == [("busybox", "latest", "<none>", "a" * 12), ("reg:5000/busybox", "<none>", "", "a" * 12),
+            ("<none>", "<none>", "<none>", "b" * 12)]
+    assert [(r.Repository, r.Digest) for r in image_rows(images, False, True)][:2] == \
+        [("busybox", "sha256:y"), ("reg:5000/busybox", "sha256:x")]

@@ -121,17 +121,14 @@ class Client:
         return response
 
     def wait_later(self, container: str, condition: str) -> Any:
-        """Send a wait now; a callable reading its result later."""
-        sock, reader = self._send("POST", f"/containers/{container}/wait"
-                                  + http.query_string({"condition": condition}), b"", None)
-
-        def result() -> Any:
-            response = http.receive(sock, reader)
-            if response.status >= 400:
-                raise error_of(response)
-            return response.json()
-
-        return result
+        """Register a wait now (the daemon answers the headers once it is registered, so
+        a start that follows cannot outrun it); a callable reading its result later."""
+        response = http.receive(*self._send(
+            "POST", f"/containers/{container}/wait"
+            + http.query_string({"condition": condition}), b"", None))
+        if response.status >= 400:
+            raise error_of(response)
+        return response.json
 
 
 def filters_param(items: list[str] | None) -> str | None:

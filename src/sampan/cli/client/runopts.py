@@ -345,7 +345,7 @@ def build(p: Parsed, image: str, command: list[str], detach: bool) -> dict[str, 
         config["MacAddress"] = p.mac_address
     host: dict[str, Any] = {
         "Binds": binds or None, "NetworkMode": p.network or "default",
-        "PortBindings": bindings or None, "RestartPolicy": _restart(p.restart or "no"),
+        "PortBindings": bindings, "RestartPolicy": _restart(p.restart or "no"),
         "AutoRemove": p.rm, "Privileged": p.privileged, "PublishAllPorts": p.publish_all,
         "ReadonlyRootfs": p.read_only, "CapAdd": p.cap_add, "CapDrop": p.cap_drop,
         "SecurityOpt": _security_opts(p.security_opt), "Dns": p.dns or [],
@@ -376,7 +376,7 @@ def build(p: Parsed, image: str, command: list[str], detach: bool) -> dict[str, 
         "PidsLimit": p.pids_limit, "OomKillDisable": p.oom_kill_disable,
         "OomScoreAdj": p.oom_score_adj or 0,
         "ShmSize": ram_bytes(p.shm_size, "--shm-size") if p.shm_size else 0,
-        "Devices": [_device(d) for d in p.device] if p.device else None,
+        "Devices": [_device(d) for d in p.device or []], "BlkioWeightDevice": [],
         "StorageOpt": dict(o.partition("=")[::2] for o in p.storage_opt)
         if p.storage_opt else None,
         "Annotations": dict(o.partition("=")[::2] for o in p.annotation)

@@ -262,23 +262,28 @@ class ImageRow:
 
 def image_rows(images: list[dict[str, Any]], trunc: bool, digests: bool,
                ) -> list[ImageRow]:
+    """docker's rows: one per repository:tag (per digest too with --digests), then one
+    for each repository known only by digest; "<none>" for a dangling image."""
     now = time.time()
     rows = []
     for image in images:
         tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
-        repo_digests = [d for d in image.get("RepoDigests") or [] if d != "<none>@<none>"]
-        digest_of = {d.split("@", 1)[0]: d.split("@", 1)[1] for d in repo_digests}
-        if tags:
-            for ref in tags:
-                repo, _, tag = ref.rpartition(":")
-                rows.append(ImageRow(image, repo, tag, digest_of.get(repo, "<none>"),
-                                     trunc, now))
-        elif repo_digests:
-            for d in repo_digests:
-                repo, _, digest = d.partition("@")
-                rows.append(ImageRow(image, repo, "<none>", digest, trunc, now))
-        else:
+        by_digest: dict[str, list[str]] = {}
+        for ref in image.get("RepoDigests") or []:
+            if ref != "<none>@<none>":
+                repo, _, digest = ref.partition("@")
+                by_digest.setdefault(repo, []).append(digest)
+        if not tags and not by_digest:
             rows.append(ImageRow(image, "<none>", "<none>", "<none>", trunc, now))
+            continue
+        for ref in tags:
+            repo, _, tag = ref.rpartition(":")
+            found = by_digest.pop(repo, [])  # not a row of its own: the tag's
+            for digest in (found if digests else []) or ["<none>"]:
+                rows.append(ImageRow(image, repo, tag, digest, trunc, now))
+        for repo, found in by_digest.items():
+            for digest in found if digests else [""]:
+                rows.append(ImageRow(image, repo, "<none>", digest, trunc, now))
     return rows
 
 
