@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 from .. import humanize
@@ -308,15 +307,10 @@ def images(cli: Cli, argv: list[str]) -> int:
     rows = image_rows(found, not p.no_trunc, p.digests)
     from ..output import render
 
-    if p.quiet and not p.format:
-        seen: set[str] = set()
-        for row in rows:
-            if row.ID not in seen:
-                seen.add(row.ID)
-                sys.stdout.write(row.ID + "\n")
-        return 0
     fmt = p.format or ""
-    if not fmt or fmt == "table":
+    if p.quiet and not fmt:
+        fmt = "{{.ID}}"  # a line per row, as docker: an image with two tags twice
+    elif not fmt or fmt == "table":
         fmt = IMAGES_DIGEST_TABLE if p.digests else IMAGES_TABLE
     render(fmt, rows, IMAGES_HEADERS)
     return 0
