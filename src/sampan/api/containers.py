@@ -54,7 +54,8 @@ async def inspect(request: web.Request) -> web.Response:
     engine = engine_of(request)
     c = engine.containers.get(request.match_info["id"])
     return reply(views.inspect(c, engine.containers.directory(c),
-                                           engine.containers.log_path(c), _graph(request, c)))
+                               engine.containers.log_path(c), _graph(request, c),
+                               network=engine.networking.settings(c)))
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -73,7 +74,8 @@ async def list_(request: web.Request) -> web.Response:
               and views.matches(c, wanted)]
     if limit and limit > 0:
         chosen = chosen[:limit]
-    return reply([views.summary(c) for c in chosen])
+    net = engine.networking
+    return reply([views.summary(c, net.settings(c), net.port_list(c, {})) for c in chosen])
 
 
 async def start(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ from .attach import Attachment
 from .config import as_list, check_name, parse_config, parse_host_config, parse_signal
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from .names import random_name
+from .networking import Networking
 from .ociruntime import OCIRuntime
 from .record import Container, rfc3339
 from .spec import CGROUP_PARENT, build_spec
@@ -69,8 +70,11 @@ class _Live:
 
 class Containers:
     def __init__(self, images: ImageStore, store: ContainerStore, monitors: monitor.MonitorConfig,
-                 runtime: OCIRuntime, cgroup_parent: str = CGROUP_PARENT) -> None:
+                 runtime: OCIRuntime, cgroup_parent: str = CGROUP_PARENT,
+                 network: Networking | None = None) -> None:
         self.cgroup_parent = cgroup_parent
+        self.network = network or Networking(os.path.dirname(store.root),
+                                             os.path.dirname(monitors.runtime_root))
         self.images = images
         self.store = store
         self.monitors = monitors
@@ -97,6 +101,9 @@ class Containers:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
+    def find(self, container_id: str) -> Container | None:
+        return self._all.get(container_id)
+
     def all(self) -> list[Container]:
         return sorted(self._all.values(), key=lambda c: c.created, reverse=True)
 
@@ -117,6 +124,10 @@ class Containers:
         config = parse_config(body)
         host_raw = body.get("HostConfig") or {}
         parse_host_config(host_raw)
+        # networking: the mode and networks asked for (404 for an unknown network)
+        mode, memberships = self.network.check_create(host_raw, body.get("NetworkingConfig"),
+                                                      self.get)
+        host_raw = {**host_raw, "NetworkMode": mode}
         if not config.image:
             raise InvalidParameter("Config.Image: an image is required")
         if name:
@@ -151,6 +162,7 @@ class Containers:
             self.images.snapshots.prepare(container.id, image.top_layer)
             self.images.pin(image.id, container.id)
             self.store.save(container)
+            self.network.created(container, memberships)
         except BaseException:
             with suppress(Exception):
                 self.images.unpin(image.id, container.id)
@@ -181,6 +193,8 @@ class Containers:
             if not config.get(key) and image.get(key):
                 config[key] = image[key]
         config["Labels"] = {**(image.get("Labels") or {}), **(config.get("Labels") or {})}
+        if image.get("ExposedPorts"):  # networking: -P publishes the image's ports too
+            config["ExposedPorts"] = {**image["ExposedPorts"], **(config.get("ExposedPorts") or {})}
         return config
 
     @staticmethod
@@ -245,7 +259,10 @@ class Containers:
             c.mounted = True
             self.store.save(c)
         image = self.images.get(c.image_id)
-        spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent)
+        exposed = (image.config.config.exposed_ports if image.config.config else None) or {}
+        sandbox = await self.network.run(self.network.prepare, c, exposed, self.get)
+        spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
+                          sandbox=sandbox)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(spec, f)
         job = monitor.Launch(
@@ -320,6 +337,7 @@ class Containers:
         await self.runtime.delete(c.id)
         monitor.clear(self.monitors, c.id)
         c.monitor = monitor.Monitor()
+        await self.network.run(self.network.release, c)
         if c.mounted:
             try:
                 await asyncio.to_thread(unmount_all, os.path.join(self.directory(c), "rootfs"))
@@ -420,6 +438,7 @@ class Containers:
                 raise EngineError(f"removing the container's filesystem: {exc}") from None
             with suppress(Exception):
                 self.images.unpin(c.image_id, c.id)
+            await self.network.run(self.network.forget, c)
             with suppress(OSError):
                 os.unlink(os.path.join(self.directory(c), "rootfs"))
             self.store.remove(c.id)

@@ -14,6 +14,7 @@ from . import monitor
 from .containers import Containers, set_subreaper
 from .events import Event, EventLog
 from .execs import Execs
+from .networking import Networking
 from .ociruntime import OCIRuntime
 from .record import Container
 from .spec import CGROUP_PARENT
@@ -53,9 +54,11 @@ class Engine:
             exit_dir=os.path.join(options.exec_root, "exits"),
             socket_dir=os.path.join(options.exec_root, "s"), conmon=options.conmon)
         self.runtime = OCIRuntime(options.runtime, self.monitors.runtime_root)
+        self.networking = Networking(options.data_root, options.exec_root)
         self.containers = Containers(
             self.images, ContainerStore(os.path.join(options.data_root, "containers")),
-            self.monitors, self.runtime, options.cgroup_parent)
+            self.monitors, self.runtime, options.cgroup_parent, network=self.networking)
+        self.networking.lookup = self.containers.find
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
         self.containers.on_change = self._container_event
@@ -71,10 +74,15 @@ class Engine:
 
     async def start(self) -> None:
         set_subreaper()
+        await self.networking.run(self.networking.start)
         await self.containers.restore()
+        await self.networking.run(
+            self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
 
     def close(self) -> None:
         self.containers.close()
+        self.networking.run_sync(self.networking.close,
+                                 any(c.state.running for c in self.containers.all()))
         self.images.close()
         self._remove_cgroup_parent()
 
