@@ -423,7 +423,11 @@ class Networking:
         chosen: dict[str, Membership] = {}
         for ref, conf in [(name, endpoints.get(name) or endpoints.get(mode)),
                           *((k, v) for k, v in endpoints.items() if k not in (name, mode))]:
-            net = self.get(ref)
+            try:
+                net = self.get(ref)
+            except NotFound:  # as dockerd: created, and the start fails with a 404
+                chosen[ref] = Membership()
+                continue
             conf = conf or {}
             aliases = [str(a) for a in conf.get("Aliases") or []]
             ipv4 = ((conf.get("IPAMConfig") or {}).get("IPv4Address")) or ""
@@ -482,6 +486,8 @@ class Networking:
         if mode == "none":
             return Sandbox(None, False, self._files(c, hostname, []))
         state = self._state(c)
+        for ref in [r for r in state.networks if r not in self.networks]:
+            state.networks[self.get(ref).id] = state.networks.pop(ref)
         if not self.ready:
             raise StatusError("bridge networking is unavailable on this host (see the log)")
         self._release_state(c.id, state)  # leftovers of an earlier run
