@@ -110,6 +110,24 @@ def test_names_per_network_and_forwarding(
         time.sleep(0.01)
 
 
+def test_per_container_upstreams(
+    upstream: tuple[str, int], make_netns: Callable[[], Netns]
+) -> None:
+    """A container's own upstreams (its --dns) replace the server's for its queries."""
+    srv = DnsServer([("127.0.0.1", 1)])  # refuses: alone it gives SERVFAIL
+    srv.start()
+    try:
+        a, b = make_netns(), make_netns()
+        for ns in (a, b):
+            assert ns.run("ip", "link", "set", "lo", "up").returncode == 0
+        srv.serve("a", a.path, ["n1"], [upstream])
+        srv.serve("b", b.path, ["n1"])
+        assert _dig(a, "upstream.test") == (0, ["192.0.2.99"])
+        assert _dig(b, "upstream.test") == (dns.RCODE_SERVFAIL, [])
+    finally:
+        srv.stop()
+
+
 def test_parse_rejects_garbage() -> None:
     assert dns.parse_question(b"") is None
     header = struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0)

@@ -554,7 +554,8 @@ class Networking:
                         self._register_names(known, self.networks[nid], m)
         self.dns.unserve(c.id)
         user = [nid for nid in state.networks if self.networks[nid].user_defined]
-        self.dns.serve(c.id, state.netns, user)
+        self.dns.serve(c.id, state.netns, user,
+                       [(ns, 53) for ns in c.host_config.get("Dns") or []])
         state.dns = True
         self._save()
 

@@ -110,6 +110,7 @@ class DnsServer:
         self._records: dict[str, dict[str, list[IPv4Address]]] = {}
         self._clients: dict[str, socket.socket] = {}
         self._networks_of: dict[socket.socket, tuple[str, ...]] = {}
+        self._upstreams_of: dict[socket.socket, list[tuple[str, int]]] = {}
         self._forwards: dict[socket.socket, _Forward] = {}
         self._lock = threading.Lock()
         self._selector = selectors.DefaultSelector()
@@ -149,8 +150,10 @@ class DnsServer:
                 if not names[name]:
                     del names[name]
 
-    def serve(self, container_id: str, netns: str | int, networks: Sequence[str]) -> None:
-        """Listen on 127.0.0.11:53 inside ``netns`` for a container on ``networks``."""
+    def serve(self, container_id: str, netns: str | int, networks: Sequence[str],
+              upstreams: Sequence[tuple[str, int]] = ()) -> None:
+        """Listen on 127.0.0.11:53 inside ``netns`` for a container on ``networks``;
+        other names go to ``upstreams`` (the container's ``--dns``) or the server's."""
         with netlink.netns_fd(netns) as fd, netlink.in_netns(fd):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -162,6 +165,8 @@ class DnsServer:
         with self._lock:
             self._clients[container_id] = sock
             self._networks_of[sock] = tuple(networks)
+            if upstreams:
+                self._upstreams_of[sock] = list(upstreams)
         self._later("register", sock)
 
     def set_networks(self, container_id: str, networks: Sequence[str]) -> None:
@@ -175,6 +180,7 @@ class DnsServer:
             if sock is None:
                 return
             del self._networks_of[sock]
+            self._upstreams_of.pop(sock, None)
         self._later("close", sock)
 
     def _later(self, action: str, sock: socket.socket) -> None:
@@ -229,7 +235,8 @@ class DnsServer:
                 return
         if question is None and len(packet) < _HEADER.size:
             return
-        self._forward(_Forward(sock, peer, packet, 0.0, list(self.upstreams)))
+        upstreams = self._upstreams_of.get(sock) or self.upstreams
+        self._forward(_Forward(sock, peer, packet, 0.0, list(upstreams)))
 
     def _forward(self, fwd: _Forward) -> None:
         """Send the query to the next upstream, or SERVFAIL when none is left."""
