@@ -6,8 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import InvalidParameter
-from ..engine.networking import Network, Networking
+from ..engine import InvalidParameter, netviews
+from ..engine.netmodel import Network
+from ..engine.networking import Networking
 from ..engine.record import parse_rfc3339
 from .server import engine_of, filters, json_body, reply, route
 
@@ -51,7 +52,7 @@ def _check_filters(wanted: dict[str, list[str]], allowed: tuple[str, ...]) -> No
 def _view(request: web.Request, net: Network) -> dict[str, Any]:
     engine = engine_of(request)
     running = {c.id: c for c in engine.containers.all()}
-    return engine.networking.network_json(net, running)
+    return netviews.network_json(engine.networking, net, running)
 
 
 async def list_(request: web.Request) -> web.Response:

@@ -259,8 +259,7 @@ class Containers:
             c.mounted = True
             self.store.save(c)
         image = self.images.get(c.image_id)
-        exposed = (image.config.config.exposed_ports if image.config.config else None) or {}
-        sandbox = await self.network.run(self.network.prepare, c, exposed, self.get)
+        sandbox = await self.network.run(self.network.prepare, c, self.get)
         spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
                           sandbox=sandbox)
         with open(os.path.join(directory, "config.json"), "w") as f:

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from ipaddress import IPv4Interface
 from typing import Any, ParamSpec, TypeVar
 
@@ -34,16 +34,26 @@ from ..network.errors import NetworkError
 from ..network.ipam import Ipam
 from ..network.nat import Nat
 from ..network.ports import PortBinding, PortHolder
+from . import netfiles
 from .errors import Conflict, InvalidParameter, NotFound
+from .netmodel import (
+    OPT_BRIDGE_NAME,
+    OPT_MTU,
+    PREDEFINED,
+    ContainerNet,
+    Endpoint,
+    Forbidden,
+    Membership,
+    Network,
+    Sandbox,
+    binding_json,
+    read_text,
+)
 from .record import Container, rfc3339
 
 log = logging.getLogger("sampand")
 
 STATE_FILE = "networks.json"
-PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}
-OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
-OPT_MTU = "com.docker.network.driver.mtu"
-DEFAULT_MTU = 1500
 
 
 P = ParamSpec("P")
@@ -55,105 +65,10 @@ def locked(method: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        with args[0]._lock:  # type: ignore[attr-defined]
+        with args[0].lock:  # type: ignore[attr-defined]
             return method(*args, **kwargs)
 
     return wrapper
-
-
-class Forbidden(StatusError):
-    """Docker's 403: removing a predefined network or one in use, a second endpoint."""
-
-    status = 403
-
-
-@dataclass
-class Network:
-    """A network as ``docker network create`` made it (IPAM state lives in the Ipam)."""
-
-    id: str
-    name: str
-    driver: str  # bridge | host | null
-    created: str
-    bridge: str = ""  # the bridge interface of a bridge network
-    internal: bool = False
-    attachable: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)
-    ipam_options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def user_defined(self) -> bool:
-        return self.name not in PREDEFINED
-
-    @property
-    def mtu(self) -> int:
-        text = self.options.get(OPT_MTU, "")
-        return int(text) if text.isdigit() else DEFAULT_MTU
-
-
-@dataclass
-class Endpoint:
-    """A running container's interface on one network."""
-
-    id: str
-    ifname: str
-    host_ifname: str
-    address: str  # with its prefix, e.g. 172.30.0.2/24
-    gateway: str
-    mac: str
-
-
-@dataclass
-class Membership:
-    """A container's place on a network: what it asked for, and its endpoint while it runs."""
-
-    aliases: list[str] = field(default_factory=list)
-    ipv4: str = ""  # the requested address (--ip), empty for any
-    endpoint: Endpoint | None = None
-
-
-@dataclass
-class ContainerNet:
-    """What the service keeps per container."""
-
-    networks: dict[str, Membership] = field(default_factory=dict)  # network id → membership
-    netns: str = ""  # while running: the namespace it joins
-    ports: list[dict[str, Any]] = field(default_factory=list)  # published, resolved
-    dns: bool = False  # an embedded DNS socket serves it
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> ContainerNet:
-        nets = {}
-        for nid, m in (doc.get("networks") or {}).items():
-            ep = m.get("endpoint")
-            nets[nid] = Membership(list(m.get("aliases") or []), m.get("ipv4") or "",
-                                   Endpoint(**ep) if ep else None)
-        return cls(nets, doc.get("netns") or "", list(doc.get("ports") or []),
-                   bool(doc.get("dns")))
-
-
-@dataclass
-class Sandbox:
-    """What the runtime spec needs from networking: the namespace to join (None: a new
-    one from the runtime; ``host``: none at all) and the /etc files' text."""
-
-    netns: str | None
-    host: bool
-    files: dict[str, str]
-
-
-def _binding_json(b: PortBinding) -> dict[str, Any]:
-    return {"container_port": b.container_port, "proto": b.proto, "host_ip": b.host_ip,
-            "host_port": b.host_port}
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 class Networking:
@@ -177,7 +92,7 @@ class Networking:
         self.containers = {cid: ContainerNet.from_json(c)
                            for cid, c in (doc.get("containers") or {}).items()}
         self.ready = False
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="sampan-net")
         # the engine's container lookup by id, for names registered outside a call about
         # that container (when the DNS server starts)
@@ -202,7 +117,7 @@ class Networking:
         """Predefined networks, every bridge and its rules, forwarding on; pyroute2 is
         imported here, once, not on a container's start."""
         for name, driver in PREDEFINED.items():
-            if self._by_name(name) is None:
+            if self.by_name(name) is None:
                 net = Network(secrets.token_hex(32), name, driver, rfc3339())
                 if name == "bridge":
                     net.bridge = br.DEFAULT_BRIDGE
@@ -289,7 +204,7 @@ class Networking:
 
     # Networks -----------------------------------------------------------------------------
 
-    def _by_name(self, name: str) -> Network | None:
+    def by_name(self, name: str) -> Network | None:
         return next((n for n in self.networks.values() if n.name == name), None)
 
     @locked
@@ -297,7 +212,7 @@ class Networking:
         """By full id, name, or unique id prefix (Docker's order)."""
         if ref in self.networks:
             return self.networks[ref]
-        by_name = self._by_name(ref)
+        by_name = self.by_name(ref)
         if by_name is not None:
             return by_name
         matches = [n for i, n in self.networks.items() if ref and i.startswith(ref)]
@@ -323,7 +238,7 @@ class Networking:
         if not isinstance(body, dict) or not body.get("Name"):
             raise InvalidParameter("Name: a network name is required")
         name = str(body["Name"])
-        if self._by_name(name) is not None or name in PREDEFINED:
+        if self.by_name(name) is not None or name in PREDEFINED:
             raise Conflict(f"network with name {name} already exists")
         driver = body.get("Driver") or "bridge"
         if driver != "bridge":
@@ -462,18 +377,17 @@ class Networking:
         if state is None:  # made before networking kept records: the default bridge
             state = self.containers[c.id] = ContainerNet()
         if not state.networks and self.mode(c) == "bridge":
-            bridge_net = self._by_name("bridge")
+            bridge_net = self.by_name("bridge")
             assert bridge_net is not None
             state.networks[bridge_net.id] = Membership()
         return state
 
     @locked
-    def prepare(self, c: Container, exposed: dict[str, Any], find: Any) -> Sandbox:
+    def prepare(self, c: Container, find: Callable[[str], Container]) -> Sandbox:
         """Before the spec is built: the namespace, endpoints, ports and /etc files."""
         mode = self.mode(c)
-        hostname = c.config.get("Hostname") or c.id[:12]
         if mode == "host":
-            files = self._files(c, hostname, [], host_mode=True)
+            files = self._files(c, [], host_mode=True)
             return Sandbox(None, True, files)
         if mode.startswith("container:"):
             other = find(mode.partition(":")[2])
@@ -482,9 +396,9 @@ class Networking:
                                f"{other.id}")
             path = self.containers.get(other.id, ContainerNet()).netns or \
                 f"/proc/{other.state.pid}/ns/net"
-            return Sandbox(path, False, self._shared_files(other))
+            return Sandbox(path, False, netfiles.read_files(self._container_dir(other.id)))
         if mode == "none":
-            return Sandbox(None, False, self._files(c, hostname, []))
+            return Sandbox(None, False, self._files(c, []))
         state = self._state(c)
         for ref in [r for r in state.networks if r not in self.networks]:
             state.networks[self.get(ref).id] = state.networks.pop(ref)
@@ -497,17 +411,17 @@ class Networking:
         for index, (nid, member) in enumerate(state.networks.items()):
             ep = self._attach(c, state, nid, member, index)
             addresses.append(str(IPv4Interface(ep.address).ip))
-        bindings = self._bindings(c, exposed)
+        bindings = self._bindings(c)
         if bindings:
             primary = self._primary(state)
             assert primary is not None
             resolved = self.holder.reserve(c.id, bindings)
-            state.ports = [_binding_json(b) for b in resolved]
+            state.ports = [binding_json(b) for b in resolved]
             self._save()
             self.nat.publish(c.id, IPv4Interface(primary.address).ip, resolved)
         if any(self.networks[nid].user_defined for nid in state.networks):
             self._serve_dns(c, state)
-        return Sandbox(state.netns, False, self._files(c, hostname, addresses))
+        return Sandbox(state.netns, False, self._files(c, addresses))
 
     def _attach(self, c: Container, state: ContainerNet, nid: str, member: Membership,
                 index: int) -> Endpoint:
@@ -532,19 +446,16 @@ class Networking:
             self._register_names(c, net, member)
         return member.endpoint
 
-    def _names(self, c: Container, member: Membership) -> list[str]:
-        return [c.name, c.id[:12], *member.aliases]
-
     def _register_names(self, c: Container, net: Network, member: Membership) -> None:
         assert self.dns is not None and member.endpoint is not None
         ip = IPv4Interface(member.endpoint.address).ip
         self.dns.remove_address(net.id, ip)
-        for name in self._names(c, member):
+        for name in dns_names(c, member):
             self.dns.add_name(net.id, name, ip)
 
     def _serve_dns(self, c: Container, state: ContainerNet) -> None:
         if self.dns is None:
-            host = _read("/etc/resolv.conf")
+            host = read_text("/etc/resolv.conf")
             self.dns = DnsServer([(ns, 53) for ns in etc.upstream_nameservers(host)])
             self.dns.start()
             for cid, other in self.containers.items():
@@ -563,7 +474,7 @@ class Networking:
     def _primary(self, state: ContainerNet) -> Endpoint | None:
         return next((m.endpoint for m in state.networks.values() if m.endpoint), None)
 
-    def _bindings(self, c: Container, exposed: dict[str, Any]) -> list[PortBinding]:
+    def _bindings(self, c: Container) -> list[PortBinding]:
         """PortBindings, and with PublishAllPorts every exposed port on a random one."""
         wanted: list[PortBinding] = []
         published = c.host_config.get("PortBindings") or {}
@@ -576,7 +487,7 @@ class Networking:
                     f"{host_port}:{port}/{proto or 'tcp'}"
                 wanted += ports.parse(spec)
         if c.host_config.get("PublishAllPorts"):
-            for key in {**exposed, **(c.config.get("ExposedPorts") or {})}:
+            for key in c.config.get("ExposedPorts") or {}:
                 if key not in published:
                     wanted += ports.parse(key)
         return wanted
@@ -677,164 +588,28 @@ class Networking:
 
     # /etc files ---------------------------------------------------------------------------
 
-    def _files(self, c: Container, hostname: str, addresses: list[str],
-               host_mode: bool = False) -> dict[str, str]:
-        hc = c.host_config
-        extra = []
-        for spec in hc.get("ExtraHosts") or []:
-            try:
-                entry = etc.HostEntry.parse(spec)
-            except ValueError as exc:
-                raise InvalidParameter(f"HostConfig.ExtraHosts: {exc}") from None
-            if entry.address == "host-gateway":
-                entry = etc.HostEntry(entry.name, self._host_gateway())
-            extra.append(entry)
-        host_resolv = _read("/etc/resolv.conf")
+    def _files(self, c: Container, addresses: list[str], host_mode: bool = False,
+               ) -> dict[str, str]:
         state = self.containers.get(c.id)
-        embedded = bool(state and any(self.networks[n].user_defined for n in state.networks)
-                        and not host_mode)
-        resolv = host_resolv if host_mode and not (hc.get("Dns") or hc.get("DnsSearch")) \
-            else etc.resolv_file(host_resolv, hc.get("Dns") or [], hc.get("DnsSearch") or [],
-                                 hc.get("DnsOptions") or [], embedded_dns=embedded)
-        if host_mode:
-            hosts = _read("/etc/hosts") + "".join(f"{e.address}\t{e.name}\n" for e in extra)
-            import socket
+        embedded = bool(state and any(self.networks[n].user_defined for n in state.networks
+                                      if n in self.networks))
+        bridge = self.by_name("bridge")
+        sub = self.subnet(bridge) if bridge else None
+        return netfiles.etc_files(c, addresses, embedded_dns=embedded and not host_mode,
+                                  host_gateway=str(sub.gateway) if sub else "127.0.0.1",
+                                  host_mode=host_mode)
 
-            hostname = socket.gethostname()
-        else:
-            domain = c.config.get("Domainname") or ""
-            full = f"{hostname}.{domain}" if domain else hostname
-            hosts = etc.hosts_file(full, addresses, extra)
-        return {"hostname": etc.hostname_file(hostname), "hosts": hosts,
-                "resolv.conf": resolv}
-
-    def _shared_files(self, other: Container) -> dict[str, str]:
-        """container:<other> mode: the other's /etc files, as Docker shares them."""
-        directory = os.path.join(os.path.dirname(self.dir), "containers", other.id)
-        return {name: _read(os.path.join(directory, name))
-                for name in ("hostname", "hosts", "resolv.conf")}
-
-    def _host_gateway(self) -> str:
-        net = self._by_name("bridge")
-        sub = self.subnet(net) if net else None
-        return str(sub.gateway) if sub else "127.0.0.1"
+    def _container_dir(self, cid: str) -> str:
+        return os.path.join(os.path.dirname(self.dir), "containers", cid)
 
     def _rewrite_hosts(self, c: Container, state: ContainerNet) -> None:
-        """After connect/disconnect: the container's /etc/hosts (the same inode, which is
-        bind-mounted) lists its current addresses."""
-        path = os.path.join(os.path.dirname(self.dir), "containers", c.id, "hosts")
-        if not os.path.exists(path):
-            return
+        """After connect/disconnect: /etc/hosts lists the container's current addresses."""
         addresses = [str(IPv4Interface(m.endpoint.address).ip)
                      for m in state.networks.values() if m.endpoint]
-        text = self._files(c, c.config.get("Hostname") or c.id[:12], addresses)["hosts"]
-        with open(path, "r+") as f:
-            f.truncate(0)
-            f.write(text)
-
-    # Views --------------------------------------------------------------------------------
-
-    @locked
-    def settings(self, c: Container, exposed: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``NetworkSettings`` of inspect."""
-        mode = self.mode(c)
-        state = self.containers.get(c.id) or ContainerNet()
-        nets: dict[str, Any] = {}
-        if mode in ("host", "none"):
-            net = self._by_name(mode)
-            nets[mode] = _endpoint_json(net.id if net else "", Membership(), [])
-        elif not mode.startswith("container:"):
-            for nid, member in (state.networks or self._default_members()).items():
-                net = self.networks.get(nid)
-                if net is not None:
-                    names = self._names(c, member) if net.user_defined else []
-                    nets[net.name] = _endpoint_json(nid, member, names)
-        first = nets.get("bridge")
-        out: dict[str, Any] = {
-            "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": self.port_map(c, exposed or {}),
-            "SandboxKey": state.netns, "SecondaryIPAddresses": None,
-            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": nets}
-        if first is not None:  # the default bridge's endpoint, also at the top (legacy)
-            for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
-                out[key] = first[key]
-        return out
-
-    def _default_members(self) -> dict[str, Membership]:
-        net = self._by_name("bridge")
-        return {net.id: Membership()} if net else {}
-
-    @locked
-    def port_map(self, c: Container, exposed: dict[str, Any]) -> dict[str, Any]:
-        """``{"80/tcp": [{"HostIp", "HostPort"}]}``, exposed but unpublished ports null."""
-        out: dict[str, Any] = {}
-        state = self.containers.get(c.id)
-        if not c.state.running or state is None:
-            return out
-        for key in {**exposed, **(c.config.get("ExposedPorts") or {})}:
-            out[key if "/" in key else key + "/tcp"] = None
-        for p in state.ports:
-            key = f"{p['container_port']}/{p['proto']}"
-            out[key] = (out.get(key) or []) + [{"HostIp": p["host_ip"],
-                                                 "HostPort": str(p["host_port"])}]
-        return out
-
-    @locked
-    def port_list(self, c: Container, exposed: dict[str, Any]) -> list[dict[str, Any]]:
-        """``Ports`` of the container list."""
-        out: list[dict[str, Any]] = []
-        for key, hosts in self.port_map(c, exposed).items():
-            port, _, proto = key.partition("/")
-            if not hosts:
-                out.append({"PrivatePort": int(port), "Type": proto})
-            for h in hosts or []:
-                out.append({"IP": h["HostIp"], "PrivatePort": int(port),
-                            "PublicPort": int(h["HostPort"]), "Type": proto})
-        return out
-
-    @locked
-    def network_json(self, net: Network, containers: dict[str, Container] | None = None,
-                     ) -> dict[str, Any]:
-        """Docker's NetworkResource."""
-        sub = self.subnet(net)
-        config = []
-        if sub is not None:
-            conf = {"Subnet": str(sub.subnet), "Gateway": str(sub.gateway)}
-            if sub.ip_range is not None:
-                conf["IPRange"] = str(sub.ip_range)
-            config.append(conf)
-        members = {}
-        for cid in self.members(net) if containers is not None else []:
-            ep = self.containers[cid].networks[net.id].endpoint
-            assert ep is not None
-            c = containers.get(cid) if containers else None
-            members[cid] = {"Name": c.name if c else "", "EndpointID": ep.id,
-                            "MacAddress": ep.mac, "IPv4Address": ep.address,
-                            "IPv6Address": ""}
-        return {
-            "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
-            "Driver": net.driver, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": net.ipam_options or None,
-                     "Config": config},
-            "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
-            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
-            "Options": net.options, "Labels": net.labels,
-        }
+        netfiles.rewrite(os.path.join(self._container_dir(c.id), "hosts"),
+                         self._files(c, addresses)["hosts"])
 
 
-def _endpoint_json(nid: str, member: Membership, names: list[str]) -> dict[str, Any]:
-    ep = member.endpoint
-    address = IPv4Interface(ep.address) if ep else None
-    return {
-        "IPAMConfig": {"IPv4Address": member.ipv4} if member.ipv4 else None,
-        "Links": None, "Aliases": member.aliases or None,
-        "MacAddress": ep.mac if ep else "", "DriverOpts": None, "NetworkID": nid,
-        "EndpointID": ep.id if ep else "", "Gateway": ep.gateway if ep else "",
-        "IPAddress": str(address.ip) if address else "",
-        "IPPrefixLen": address.network.prefixlen if address else 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "DNSNames": names or None,
-    }
-
+def dns_names(c: Container, member: Membership) -> list[str]:
+    """What a container answers to on a user network: name, short id, aliases."""
+    return [c.name, c.id[:12], *member.aliases]
