@@ -1,6 +1,6 @@
 """Churn through sampand (issue 5, check 4): 100 ``run --rm`` with ``-p`` on a user network,
 then the network removed: the host's links, addresses, routes, sampan's nft table, network
-namespaces and mounts are as they were before."""
+namespaces and mounts (the daemon's, and every nsfs mount) are as they were before."""
 
 from __future__ import annotations
 
@@ -20,17 +20,27 @@ def _run(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
 
 
+def our_namespaces(d: Daemon) -> set[str]:
+    """Network namespaces of processes in the daemon's containers' cgroups (other helpers'
+    processes on this VM come and go with namespaces of their own)."""
+    found = set()
+    for proc in glob.glob("/proc/[0-9]*"):
+        try:
+            with open(f"{proc}/cgroup") as f:
+                if d.cgroup_parent + "/" in f.read():
+                    found.add(os.readlink(f"{proc}/ns/net"))
+        except OSError:
+            continue
+    return found
+
+
 def host_state(d: Daemon) -> dict[str, object]:
     links = sorted((link["ifname"], link.get("master"))
                    for link in json.loads(_run("ip", "-j", "link", "show")))
-    namespaces = set()
-    for path in glob.glob("/proc/[0-9]*/ns/net"):
-        try:
-            namespaces.add(os.readlink(path))
-        except OSError:
-            continue
+    namespaces = our_namespaces(d)
     with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
+        mounts = sorted(line.split()[4] for line in f
+                        if d.base in line or line.split(" - ")[1].startswith("nsfs "))
     ipam = json.loads(_run("cat", f"{d.data_root}/network/ipam.json") or "{}")
     return {
         "links": links,
