@@ -244,3 +244,33 @@ def test_nothing_left_after_rm(net_daemon: Daemon) -> None:
         assert "/netns/" not in "".join(line for line in f if d.base in line)
     ipam = json.load(open(f"{d.data_root}/network/ipam.json"))
     assert all(not sub["allocated"] for sub in ipam["networks"].values())
+
+
+def test_ipv6_dual_stack(net_daemon: Daemon, cleanup: list[str]) -> None:
+    """--ipv6 with a ULA subnet: dual-stack addresses inside and in inspect, AAAA names,
+    and the host reaching a container over IPv6 through the bridge."""
+    d = net_daemon
+    d.ok("network", "create", "--ipv6", "--subnet", "fd00:5a:1::/64", "--subnet",
+         "10.125.0.0/24", "net6")
+    cleanup.append("n:net6")
+    info = json.loads(d.ok("network", "inspect", "net6"))[0]
+    assert info["EnableIPv6"] is True
+    assert {c["Subnet"] for c in info["IPAM"]["Config"]} == {"fd00:5a:1::/64", "10.125.0.0/24"}
+    d.ok("run", "-d", "--name", "web6", "--network", "net6", httpd_image(d))
+    cleanup.append("c:web6")
+    ep = inspect(d, "web6")["NetworkSettings"]["Networks"]["net6"]
+    assert ep["GlobalIPv6Address"].startswith("fd00:5a:1::") and ep["GlobalIPv6PrefixLen"] == 64
+    assert ep["IPv6Gateway"] == "fd00:5a:1::1" and ep["IPAddress"].startswith("10.125.0.")
+    inside = d.ok("exec", "web6", "ip", "-6", "addr", "show", "eth0")
+    assert ep["GlobalIPv6Address"] + "/64" in inside
+    assert "default via fd00:5a:1::1" in d.ok("exec", "web6", "ip", "-6", "route")
+    assert PAGE in get(f"http://[{ep['GlobalIPv6Address']}]/").text
+    out = d.ok("run", "--rm", "--network", "net6", "busybox", "nslookup", "-type=AAAA",
+               "web6")
+    assert ep["GlobalIPv6Address"] in out
+    hosts = d.ok("exec", "web6", "cat", "/etc/hosts")
+    assert ep["GlobalIPv6Address"] in hosts
+    d.ok("rm", "-f", "web6")
+    d.ok("network", "rm", "net6")
+    ipam = json.load(open(f"{d.data_root}/network/ipam.json"))
+    assert not any(s["subnet"].startswith("fd00:5a:1") for s in ipam["networks"].values())

@@ -4,6 +4,7 @@ what the runtime spec takes from networking (``Sandbox``), persisted as plain JS
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_interface
 from typing import Any
 
 from ..errors import StatusError
@@ -35,6 +36,7 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     ipam_options: dict[str, str] = field(default_factory=dict)
+    enable_ipv6: bool = False
 
     @property
     def user_defined(self) -> bool:
@@ -56,6 +58,12 @@ class Endpoint:
     address: str  # with its prefix, e.g. 172.30.0.2/24
     gateway: str
     mac: str
+    address6: str = ""  # on a dual-stack network, e.g. fd00:1::2/64
+    gateway6: str = ""
+
+    def ips(self) -> list[IPv4Address | IPv6Address]:
+        """Its addresses without prefix: what names resolve to, what /etc/hosts lists."""
+        return [ip_interface(a).ip for a in (self.address, self.address6) if a]
 
 
 @dataclass
@@ -65,6 +73,7 @@ class Membership:
     aliases: list[str] = field(default_factory=list)
     ipv4: str = ""  # the requested address (--ip), empty for any
     endpoint: Endpoint | None = None
+    ipv6: str = ""  # the requested IPv6 address (--ip6)
 
 
 @dataclass
@@ -82,7 +91,7 @@ class ContainerNet:
         for nid, m in (doc.get("networks") or {}).items():
             ep = m.get("endpoint")
             nets[nid] = Membership(list(m.get("aliases") or []), m.get("ipv4") or "",
-                                   Endpoint(**ep) if ep else None)
+                                   Endpoint(**ep) if ep else None, m.get("ipv6") or "")
         return cls(nets, doc.get("netns") or "", list(doc.get("ports") or []),
                    bool(doc.get("dns")))
 

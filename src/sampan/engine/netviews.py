@@ -3,7 +3,7 @@ and port lists, and networks (NetworkResource)."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
 
 from .netmodel import ContainerNet, Membership, Network
@@ -37,7 +37,8 @@ def container_settings(service: Networking, c: Container) -> dict[str, Any]:
             "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": nets}
     bridge = nets.get("bridge")
     if bridge is not None:  # the default bridge's endpoint, also at the top (legacy)
-        for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+        for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress",
+                    "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen"):
             out[key] = bridge[key]
     return out
 
@@ -73,9 +74,8 @@ def network_json(service: Networking, net: Network, containers: dict[str, Contai
                  ) -> dict[str, Any]:
     """Docker's NetworkResource."""
     with service.lock:
-        sub = service.subnet(net)
         config = []
-        if sub is not None:
+        for sub in service.subnets(net):
             conf = {"Subnet": str(sub.subnet), "Gateway": str(sub.gateway)}
             if sub.ip_range is not None:
                 conf["IPRange"] = str(sub.ip_range)
@@ -87,10 +87,10 @@ def network_json(service: Networking, net: Network, containers: dict[str, Contai
             c = containers.get(cid)
             members[cid] = {"Name": c.name if c else "", "EndpointID": ep.id,
                             "MacAddress": ep.mac, "IPv4Address": ep.address,
-                            "IPv6Address": ""}
+                            "IPv6Address": ep.address6}
     return {
         "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
-        "Driver": net.driver, "EnableIPv6": False,
+        "Driver": net.driver, "EnableIPv6": net.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": net.ipam_options or None, "Config": config},
         "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
@@ -101,13 +101,18 @@ def network_json(service: Networking, net: Network, containers: dict[str, Contai
 def _endpoint_json(nid: str, member: Membership, names: list[str]) -> dict[str, Any]:
     ep = member.endpoint
     address = IPv4Interface(ep.address) if ep else None
+    address6 = IPv6Interface(ep.address6) if ep and ep.address6 else None
+    requested = {k: v for k, v in (("IPv4Address", member.ipv4), ("IPv6Address", member.ipv6))
+                 if v}
     return {
-        "IPAMConfig": {"IPv4Address": member.ipv4} if member.ipv4 else None,
+        "IPAMConfig": requested or None,
         "Links": None, "Aliases": member.aliases or None,
         "MacAddress": ep.mac if ep else "", "DriverOpts": None, "NetworkID": nid,
         "EndpointID": ep.id if ep else "", "Gateway": ep.gateway if ep else "",
         "IPAddress": str(address.ip) if address else "",
         "IPPrefixLen": address.network.prefixlen if address else 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": ep.gateway6 if ep else "",
+        "GlobalIPv6Address": str(address6.ip) if address6 else "",
+        "GlobalIPv6PrefixLen": address6.network.prefixlen if address6 else 0,
         "DNSNames": names or None,
     }

@@ -22,7 +22,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
-from ipaddress import IPv4Interface
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any, ParamSpec, TypeVar
 
 from ..errors import StatusError
@@ -54,6 +61,13 @@ from .record import Container, rfc3339
 log = logging.getLogger("sampand")
 
 STATE_FILE = "networks.json"
+V6 = "/6"  # the Ipam's key of a network's IPv6 subnet: its id and this
+
+
+def random_ula() -> str:
+    """A /64 in a random ULA /48 (RFC 4193), for --ipv6 without --subnet."""
+    raw = b"\xfd" + os.urandom(5)
+    return str(IPv6Network((int.from_bytes(raw + bytes(10), "big"), 64)))
 
 
 P = ParamSpec("P")
@@ -142,7 +156,11 @@ class Networking:
         if net.id not in {s.network_id for s in self.ipam.subnets()}:
             self.ipam.request_subnet(net.id)
         sub = self.ipam.subnet(net.id)
-        br.create_bridge(net.bridge, sub.gateway_interface, net.mtu)
+        gateway6 = self.ipam.subnet(net.id + V6).gateway_interface if net.enable_ipv6 else None
+        assert isinstance(sub.gateway_interface, IPv4Interface)
+        assert isinstance(sub.subnet, IPv4Network)
+        assert gateway6 is None or isinstance(gateway6, IPv6Interface)
+        br.create_bridge(net.bridge, sub.gateway_interface, net.mtu, gateway6)
         self.nat.add_network(net.bridge, sub.subnet, internal=net.internal)
 
     @locked
@@ -228,9 +246,11 @@ class Networking:
         return sorted(self.networks.values(), key=lambda n: n.created)
 
     def subnet(self, net: Network) -> Any:
-        with suppress(NetworkError):
-            return self.ipam.subnet(net.id)
-        return None
+        return self.ipam.find_subnet(net.id)
+
+    def subnets(self, net: Network) -> list[Any]:
+        """The network's IPv4 subnet, and its IPv6 one on a dual-stack network."""
+        return [s for s in (self.subnet(net), self.ipam.find_subnet(net.id + V6)) if s]
 
     @locked
     def create(self, body: Any) -> Network:
@@ -245,12 +265,16 @@ class Networking:
             if driver in ("host", "null"):
                 raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f"plugin \"{driver}\" not found")
-        if body.get("EnableIPv6"):
-            raise InvalidParameter("EnableIPv6: IPv6 networks are not supported by sampan yet")
         ipam = body.get("IPAM") or {}
         configs = [c for c in ipam.get("Config") or [] if isinstance(c, dict)]
-        if len(configs) > 1:
-            raise InvalidParameter("IPAM.Config: only one IPv4 subnet per network is supported")
+        v6 = [c for c in configs if ":" in str(c.get("Subnet") or "")]
+        v4 = [c for c in configs if c not in v6]
+        if len(v4) > 1 or len(v6) > 1:
+            raise InvalidParameter("IPAM.Config: one IPv4 and one IPv6 subnet at most")
+        if v6 and not body.get("EnableIPv6"):
+            raise InvalidParameter("IPAM.Config: an IPv6 subnet needs EnableIPv6 (--ipv6)")
+        if body.get("EnableIPv6") and not os.path.exists("/proc/sys/net/ipv6"):
+            raise InvalidParameter("EnableIPv6: IPv6 is disabled on this host")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         if options.get(OPT_MTU, "1500").isdigit() is False:
             raise InvalidParameter(f"Options: {OPT_MTU} must be a number")
@@ -261,16 +285,23 @@ class Networking:
                       attachable=bool(body.get("Attachable")),
                       labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
                       options=options,
-                      ipam_options=dict(ipam.get("Options") or {}))
+                      ipam_options=dict(ipam.get("Options") or {}),
+                      enable_ipv6=bool(body.get("EnableIPv6")))
         net.bridge = options.get(OPT_BRIDGE_NAME) or br.bridge_name(net.id)
         if any(n.bridge == net.bridge for n in self.networks.values()):
             raise Conflict(f"bridge name {net.bridge} is in use by another network")
-        conf = configs[0] if configs else {}
+        conf = v4[0] if v4 else {}
         self.ipam.request_subnet(net.id, conf.get("Subnet") or None,
                                  conf.get("Gateway") or None, conf.get("IPRange") or None)
         try:
+            if net.enable_ipv6:
+                conf6 = v6[0] if v6 else {"Subnet": random_ula()}
+                self.ipam.request_subnet(net.id + V6, conf6["Subnet"],
+                                         conf6.get("Gateway") or None,
+                                         conf6.get("IPRange") or None)
             self._bring_up(net)
         except BaseException:
+            self.ipam.release_subnet(net.id + V6)
             with suppress(Exception):
                 self.nat.remove_network(net.bridge)
             with suppress(Exception):
@@ -298,6 +329,7 @@ class Networking:
         self.nat.remove_network(net.bridge)
         br.delete_bridge(net.bridge)
         self.ipam.release_subnet(net.id)
+        self.ipam.release_subnet(net.id + V6)
         for state in self.containers.values():
             state.networks.pop(net.id, None)
         del self.networks[net.id]
@@ -346,7 +378,8 @@ class Networking:
             conf = conf or {}
             aliases = [str(a) for a in conf.get("Aliases") or []]
             ipv4 = ((conf.get("IPAMConfig") or {}).get("IPv4Address")) or ""
-            if (aliases or ipv4) and not net.user_defined:
+            ipv6 = ((conf.get("IPAMConfig") or {}).get("IPv6Address")) or ""
+            if (aliases or ipv4 or ipv6) and not net.user_defined:
                 raise InvalidParameter("network-scoped alias is supported only for containers "
                                        "in user defined networks" if aliases else
                                        "user specified IP address is supported on user "
@@ -354,7 +387,7 @@ class Networking:
             if net.driver != "bridge" and len(endpoints) > 1:
                 raise InvalidParameter(f"container cannot be connected to network {net.name} "
                                        "and to other networks")
-            chosen[net.id] = Membership(aliases, ipv4)
+            chosen[net.id] = Membership(aliases, ipv4, None, ipv6)
         return mode, chosen
 
     @locked
@@ -410,7 +443,7 @@ class Networking:
         addresses = []
         for index, (nid, member) in enumerate(state.networks.items()):
             ep = self._attach(c, state, nid, member, index)
-            addresses.append(str(IPv4Interface(ep.address).ip))
+            addresses += [str(ip) for ip in ep.ips()]
         bindings = self._bindings(c)
         if bindings:
             primary = self._primary(state)
@@ -429,18 +462,29 @@ class Networking:
         if net is None:
             raise NotFound(f"network {nid} not found")
         sub = self.ipam.subnet(net.id)
-        address = self.ipam.request_address(net.id, c.id, member.ipv4 or None)
         primary = not any(m.endpoint and not self.networks[n].internal
                           for n, m in state.networks.items() if n != nid)
         gateway = None if net.internal or not primary else sub.gateway
+        sub6 = self.ipam.subnet(net.id + V6) if net.enable_ipv6 else None
+        gateway6 = sub6.gateway if sub6 and gateway else None
         try:
+            address = self.ipam.request_address(net.id, c.id, member.ipv4 or None)
+            address6 = self.ipam.request_address(net.id + V6, c.id, member.ipv6 or None) \
+                if sub6 else None
+            assert isinstance(address, IPv4Interface)
+            assert gateway is None or isinstance(gateway, IPv4Address)
+            assert address6 is None or isinstance(address6, IPv6Interface)
+            assert gateway6 is None or isinstance(gateway6, IPv6Address)
             raw = br.attach(net.bridge, state.netns, br.veth_name(c.id, index), address,
-                            gateway, ifname=f"eth{index}", mtu=net.mtu)
+                            gateway, ifname=f"eth{index}", mtu=net.mtu, address6=address6,
+                            gateway6=gateway6)
         except BaseException:
             self.ipam.release_address(net.id, c.id)
+            self.ipam.release_address(net.id + V6, c.id)
             raise
         member.endpoint = Endpoint(secrets.token_hex(32), raw.ifname, raw.host_ifname,
-                                   str(address), str(sub.gateway), raw.mac)
+                                   str(address), str(sub.gateway), raw.mac,
+                                   str(address6 or ""), str(sub6.gateway if sub6 else ""))
         self._save()
         if net.user_defined and self.dns is not None:
             self._register_names(c, net, member)
@@ -448,10 +492,10 @@ class Networking:
 
     def _register_names(self, c: Container, net: Network, member: Membership) -> None:
         assert self.dns is not None and member.endpoint is not None
-        ip = IPv4Interface(member.endpoint.address).ip
-        self.dns.remove_address(net.id, ip)
-        for name in dns_names(c, member):
-            self.dns.add_name(net.id, name, ip)
+        for ip in member.endpoint.ips():
+            self.dns.remove_address(net.id, ip)
+            for name in dns_names(c, member):
+                self.dns.add_name(net.id, name, ip)
 
     def _serve_dns(self, c: Container, state: ContainerNet) -> None:
         if self.dns is None:
@@ -514,15 +558,21 @@ class Networking:
             ep = member.endpoint
             if ep is None:
                 continue
-            if self.dns is not None:
-                self.dns.remove_address(nid, IPv4Interface(ep.address).ip)
-            with suppress(NetworkError, OSError):
-                br.delete_link(ep.host_ifname)
-            self.ipam.release_address(nid, cid)
+            self._drop_endpoint(cid, nid, ep)
             member.endpoint = None
         if state.netns:
             netns.delete(state.netns)
             state.netns = ""
+
+    def _drop_endpoint(self, cid: str, nid: str, ep: Endpoint) -> None:
+        """Its names, its veth (the inner end goes with it) and its addresses."""
+        if self.dns is not None:
+            for ip in ep.ips():
+                self.dns.remove_address(nid, ip)
+        with suppress(NetworkError, OSError):
+            br.delete_link(ep.host_ifname)
+        self.ipam.release_address(nid, cid)
+        self.ipam.release_address(nid + V6, cid)
 
     # Connect and disconnect ---------------------------------------------------------------
 
@@ -543,10 +593,11 @@ class Networking:
                             f"{net.name}")
         aliases = [str(a) for a in conf.get("Aliases") or []]
         ipv4 = (conf.get("IPAMConfig") or {}).get("IPv4Address") or ""
-        if (aliases or ipv4) and not net.user_defined:
+        ipv6 = (conf.get("IPAMConfig") or {}).get("IPv6Address") or ""
+        if (aliases or ipv4 or ipv6) and not net.user_defined:
             raise InvalidParameter("network-scoped alias is supported only for containers in "
                                    "user defined networks")
-        member = Membership(aliases, ipv4)
+        member = Membership(aliases, ipv4, None, ipv6)
         if c.state.running and state.netns:
             used = {int(m.endpoint.ifname[3:]) for m in state.networks.values()
                     if m.endpoint and m.endpoint.ifname[3:].isdigit()}
@@ -576,10 +627,7 @@ class Networking:
         member = state.networks.pop(net.id)
         ep = member.endpoint
         if ep is not None:
-            if self.dns is not None:
-                self.dns.remove_address(net.id, IPv4Interface(ep.address).ip)
-            br.delete_link(ep.host_ifname)
-            self.ipam.release_address(net.id, c.id)
+            self._drop_endpoint(c.id, net.id, ep)
             if self.dns is not None and state.dns:
                 self.dns.set_networks(c.id, [n for n in state.networks
                                              if self.networks[n].user_defined])
@@ -604,8 +652,8 @@ class Networking:
 
     def _rewrite_hosts(self, c: Container, state: ContainerNet) -> None:
         """After connect/disconnect: /etc/hosts lists the container's current addresses."""
-        addresses = [str(IPv4Interface(m.endpoint.address).ip)
-                     for m in state.networks.values() if m.endpoint]
+        addresses = [str(ip) for m in state.networks.values() if m.endpoint
+                     for ip in m.endpoint.ips()]
         netfiles.rewrite(os.path.join(self._container_dir(c.id), "hosts"),
                          self._files(c, addresses)["hosts"])
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from sampan.network import netlink
 
@@ -73,16 +73,22 @@ def parse_question(packet: bytes) -> Question | None:
     return Question(".".join(labels).lower(), qtype, qclass, pos + 4)
 
 
-def answer(packet: bytes, question: Question, addresses: Sequence[IPv4Address]) -> bytes:
-    """An authoritative answer to ``packet`` with A records (none for other types)."""
+Address = IPv4Address | IPv6Address
+
+
+def answer(packet: bytes, question: Question, addresses: Sequence[Address]) -> bytes:
+    """An authoritative answer to ``packet``: A records for an A query, AAAA for AAAA
+    (a name's addresses of the other family give an empty answer, not an error)."""
     (qid, flags) = struct.unpack_from("!HH", packet)
-    records = addresses if question.qtype == TYPE_A else ()
+    version = {TYPE_A: 4, TYPE_AAAA: 6}.get(question.qtype)
+    records = [a for a in addresses if a.version == version]
     header = _HEADER.pack(qid, FLAG_QR | FLAG_AA | FLAG_RA | (flags & FLAG_RD), 1,
                           len(records), 0, 0)
     body = packet[_HEADER.size:question.end]
     for address in records:
         # name: a pointer to the question's name at offset 12
-        body += struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, TTL, 4) + address.packed
+        body += struct.pack("!HHHIH", 0xC00C, question.qtype, CLASS_IN, TTL,
+                            len(address.packed)) + address.packed
     return header + body
 
 
@@ -107,7 +113,7 @@ class DnsServer:
 
     def __init__(self, upstreams: Sequence[tuple[str, int]] = ()) -> None:
         self.upstreams = list(upstreams)
-        self._records: dict[str, dict[str, list[IPv4Address]]] = {}
+        self._records: dict[str, dict[str, list[Address]]] = {}
         self._clients: dict[str, socket.socket] = {}
         self._networks_of: dict[socket.socket, tuple[str, ...]] = {}
         self._upstreams_of: dict[socket.socket, list[tuple[str, int]]] = {}
@@ -136,12 +142,12 @@ class DnsServer:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def add_name(self, network: str, name: str, address: IPv4Address) -> None:
+    def add_name(self, network: str, name: str, address: Address) -> None:
         with self._lock:
             names = self._records.setdefault(network, {})
             names.setdefault(name.lower(), []).append(address)
 
-    def remove_address(self, network: str, address: IPv4Address) -> None:
+    def remove_address(self, network: str, address: Address) -> None:
         """Forget every name of ``address`` on ``network`` (a container leaving it)."""
         with self._lock:
             names = self._records.get(network, {})
@@ -199,7 +205,7 @@ class DnsServer:
                 self._selector.unregister(sock)
                 sock.close()
 
-    def _lookup(self, networks: tuple[str, ...], name: str) -> list[IPv4Address] | None:
+    def _lookup(self, networks: tuple[str, ...], name: str) -> list[Address] | None:
         with self._lock:
             for network in networks:
                 found = self._records.get(network, {}).get(name)
