@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
@@ -38,7 +38,7 @@ from ..network import files as etc
 from ..network import netns, ports, statefile
 from ..network.dns import DnsServer
 from ..network.errors import NetworkError
-from ..network.ipam import Ipam
+from ..network.ipam import DEFAULT_POOLS, Ipam, Pool
 from ..network.nat import Nat
 from ..network.ports import PortBinding, PortHolder
 from . import netfiles
@@ -93,11 +93,12 @@ class Networking:
     namespace is per thread, and one thread keeps the order of attach and detach.
     """
 
-    def __init__(self, data_root: str, exec_root: str, nat: Nat | None = None) -> None:
+    def __init__(self, data_root: str, exec_root: str, nat: Nat | None = None,
+                 pools: Sequence[Pool] = DEFAULT_POOLS) -> None:
         self.dir = os.path.join(data_root, "network")
         self.netns_dir = os.path.join(exec_root, "netns")
         self.path = os.path.join(self.dir, STATE_FILE)
-        self.ipam = Ipam(self.dir)
+        self.ipam = Ipam(self.dir, pools)  # default-address-pools
         self.nat = nat or Nat()
         self.holder = PortHolder()
         self.dns: DnsServer | None = None
