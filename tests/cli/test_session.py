@@ -310,3 +310,30 @@ def test_signals_reach_the_container(sampan: Cli) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_networks_and_ports(sampan: Cli, cli_daemon: Daemon) -> None:
+    net_id = sampan.ok("network", "create", "--subnet", "10.231.77.0/24", "--label", "k=v",
+                       "cli-net").strip()
+    assert len(net_id) == 64
+    try:
+        for args in (["network", "ls"], ["network", "ls", "-q"], ["network", "inspect",
+                                                                   "cli-net"],
+                     ["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Label \"k\"}}"]):
+            same_as_docker(sampan, cli_daemon, *args)
+        sampan.ok("run", "-d", "--name", "published", "--network", "cli-net", "-p",
+                  "127.0.0.1::80", "-p", "8099:81/udp", "busybox", "sleep", "300")
+        for args in (["ps"], ["port", "published"], ["port", "published", "80"],
+                     ["ps", "--format", "{{.Ports}} {{.Networks}}"]):
+            same_as_docker(sampan, cli_daemon, *args)
+        assert "->81/udp" in sampan.ok("ps", "--format", "{{.Ports}}")
+        assert sampan.ok("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}"
+                         "{{$k}} {{$v.IPAddress}}{{end}}", "published").startswith(
+            "cli-net 10.231.77.")
+        assert sampan.ok("network", "disconnect", "cli-net", "published") == ""
+        assert sampan.ok("network", "connect", "--alias", "pub", "cli-net", "published") == ""
+        sampan.ok("rm", "-f", "published")
+    finally:
+        sampan.run("rm", "-f", "published")
+        assert sampan.ok("network", "rm", "cli-net") == "cli-net\n"
+    assert sampan.run("network", "rm", "cli-net").returncode == 1
