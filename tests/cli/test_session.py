@@ -330,10 +330,18 @@ def test_networks_and_ports(sampan: Cli, cli_daemon: Daemon) -> None:
         assert sampan.ok("inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}"
                          "{{$k}} {{$v.IPAddress}}{{end}}", "published").startswith(
             "cli-net 10.231.77.")
-        assert sampan.ok("network", "disconnect", "cli-net", "published") == ""
-        assert sampan.ok("network", "connect", "--alias", "pub", "cli-net", "published") == ""
+        sampan.ok("network", "create", "--subnet", "10.231.78.0/24", "cli-net2")
+        assert sampan.ok("network", "connect", "--alias", "pub", "cli-net2",
+                         "published") == ""
+        aliases = sampan.ok("inspect", "-f", '{{(index .NetworkSettings.Networks '
+                            '"cli-net2").Aliases}}', "published")
+        assert "pub" in aliases.strip("[]\n").split()
+        assert "cli-net2" in sampan.ok("ps", "--format", "{{.Networks}}")
+        assert sampan.ok("network", "disconnect", "cli-net2", "published") == ""
+        assert "cli-net2" not in sampan.ok("ps", "--format", "{{.Networks}}")
         sampan.ok("rm", "-f", "published")
     finally:
         sampan.run("rm", "-f", "published")
+        sampan.run("network", "rm", "cli-net2")
         assert sampan.ok("network", "rm", "cli-net") == "cli-net\n"
     assert sampan.run("network", "rm", "cli-net").returncode == 1
