@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..engine import Conflict, InvalidParameter, views
 from ..engine import logs as logfile
+from ..engine.df import sized_summaries
 from ..engine.record import Container
 from ..engine.top import top
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
@@ -73,6 +74,8 @@ async def list_(request: web.Request) -> web.Response:
               and views.matches(c, wanted)]
     if limit and limit > 0:
         chosen = chosen[:limit]
+    if flag(request, "size"):
+        return reply(await asyncio.to_thread(sized_summaries, engine.images, chosen))
     return reply([views.summary(c) for c in chosen])
 
 

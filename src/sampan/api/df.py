@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from ..engine import InvalidParameter, views
+from ..engine import InvalidParameter
 from ..engine.df import usage
 from .server import engine_of, reply, route
 
@@ -19,9 +19,7 @@ async def get(request: web.Request) -> web.Response:
         if kind not in TYPES:
             raise InvalidParameter(f"type: unknown object type: {kind}")
     engine = engine_of(request)
-    containers = engine.containers.all()
-    summaries = [views.summary(c) for c in containers]
-    return reply(await asyncio.to_thread(usage, engine.images, containers, summaries, types))
+    return reply(await asyncio.to_thread(usage, engine.images, engine.containers.all(), types))
 
 
 def register(app: web.Application) -> None:

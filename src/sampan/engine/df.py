@@ -16,6 +16,7 @@ from typing import Any
 from ..archive.changes import DELETED
 from ..images import ImageStore
 from ..snapshots import SnapshotError
+from . import views
 from .record import Container
 
 
@@ -46,10 +47,17 @@ def container_size(images: ImageStore, c: Container) -> ContainerSize:
     return ContainerSize(rw=rw, root_fs=rw + (record.size if record else 0))
 
 
-def usage(images: ImageStore, containers: list[Container], summaries: list[dict[str, Any]],
-          types: set[str]) -> dict[str, Any]:
-    """GET /system/df; ``summaries`` are the containers' list items, ``types`` the parts
-    asked for (all when empty)."""
+def sized_summaries(images: ImageStore, containers: list[Container]) -> list[dict[str, Any]]:
+    """The list items of ``containers`` with SizeRw and SizeRootFs (`ps -s`)."""
+    out = []
+    for c in containers:
+        size = container_size(images, c)
+        out.append({**views.summary(c), "SizeRw": size.rw, "SizeRootFs": size.root_fs})
+    return out
+
+
+def usage(images: ImageStore, containers: list[Container], types: set[str]) -> dict[str, Any]:
+    """GET /system/df; ``types`` are the parts asked for (all when empty)."""
     out: dict[str, Any] = {}
 
     def want(kind: str) -> bool:
@@ -66,11 +74,7 @@ def usage(images: ImageStore, containers: list[Container], summaries: list[dict[
                                      if users[la.chain_id] > 1)
         out["Images"] = listed
     if want("container"):
-        items = []
-        for c, item in zip(containers, summaries, strict=True):
-            size = container_size(images, c)
-            items.append({**item, "SizeRw": size.rw, "SizeRootFs": size.root_fs})
-        out["Containers"] = items
+        out["Containers"] = sized_summaries(images, containers)
     if want("volume"):
         out["Volumes"] = []
     if want("build-cache"):
