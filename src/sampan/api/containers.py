@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..engine import Conflict, InvalidParameter, views
 from ..engine import logs as logfile
+from ..engine.attach import parse_detach_keys
 from ..engine.df import sized_summaries
 from ..engine.record import Container
 from ..engine.top import top
@@ -185,8 +186,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
                                "logs")
     want_in = flag(request, "stdin")
     want_out, want_err = flag(request, "stdout"), flag(request, "stderr")
+    detach_keys = parse_detach_keys(request.query.get("detachKeys"))
     att = containers.attach(c.id, stdin=want_in, stdout=want_out, stderr=want_err)
+    if c.tty and att.stdin:
+        att.watch_for_detach(detach_keys)
     response, conn = await hijack(request, RAW_STREAM if c.tty else MULTIPLEXED_STREAM)
+    conn.on_lost(att.stop)
     try:
         if flag(request, "logs"):
             for entry in logfile.LogReader(containers.log_path(c)).read():
@@ -195,6 +200,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
                     await conn.write(entry.data if c.tty else frame(stream, entry.data))
         if flag(request, "stream"):
             await pump(conn, att, c.tty)
+            if att.detached:
+                containers.on_change("detach", c)
     finally:
         att.close()
         conn.close()
