@@ -1,13 +1,29 @@
 """`docker commit` (POST /commit): a new layer from the container's changes, the config
-with --change applied, history, and the image runs; docker-py's commit with a Config."""
+with --change applied, history, and the image runs; docker-py's commit with a Config; the
+committed image pushed and found again with `docker search` (GET /images/search)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ..registry.conftest import Registry, _start, _stop
 from .conftest import Daemon
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    run = tmp_path_factory.mktemp("registry-run")
+    reg = _start(run, Path(tmp_path_factory.mktemp("commit-registry")), auth=False)
+    try:
+        yield reg
+    finally:
+        _stop(run, reg)
 
 
 def _name() -> str:
@@ -90,3 +106,29 @@ def test_commit_errors(daemon: Daemon) -> None:
             http.delete(f"/v1.45/images/{r.json()['Id']}")
         finally:
             daemon.ok("rm", name)
+
+
+def test_commit_push_and_search(daemon: Daemon, registry: Registry) -> None:
+    name, repo = _name(), f"{registry.host}/searched-{uuid.uuid4().hex[:6]}"
+    daemon.ok("run", "--name", name, "busybox", "sh", "-c", "echo pushed > /p")
+    try:
+        daemon.ok("commit", name, f"{repo}:1")
+        daemon.ok("push", f"{repo}:1", timeout=120)
+        out = daemon.ok("search", f"{registry.host}/searched")
+        assert out.splitlines()[0].split()[:2] == ["NAME", "DESCRIPTION"]
+        assert repo in out
+        assert repo not in daemon.ok("search", f"{registry.host}/nothing-like-it")
+        assert repo not in daemon.ok("search", "--filter", "is-official=true",
+                                     f"{registry.host}/searched")
+        with daemon.http() as http:
+            found = http.get("/v1.45/images/search",
+                             params={"term": f"{registry.host}/searched", "limit": "1"}).json()
+            assert found == [{"name": repo, "description": "", "star_count": 0,
+                              "is_official": False, "is_automated": False}]
+            for params in ({"term": "x", "limit": "0"}, {"term": "x", "limit": "y"},
+                           {"term": "x", "filters": '{"bogus": ["1"]}'},
+                           {"term": "x", "filters": '{"stars": ["many"]}'}, {}):
+                assert http.get("/v1.45/images/search", params=params).status_code == 400
+        daemon.ok("rmi", f"{repo}:1")
+    finally:
+        daemon.docker("rm", "-f", name)

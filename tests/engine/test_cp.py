@@ -55,6 +55,13 @@ def test_cp_out_of_a_running_container(daemon: Daemon, running: str, tmp_path: P
     (tmp_path / "into").mkdir()
     daemon.ok("cp", f"{running}:/data/sub/.", str(tmp_path / "into"))
     assert (tmp_path / "into" / "f").read_text() == "hello\n"
+    # the whole root as a tar on stdout, named as docker names it; /proc and /sys empty
+    with daemon.http(timeout=120) as http:
+        r = http.get(f"/v1.45/containers/{running}/archive", params={"path": "/"})
+    with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+        names = tar.getnames()
+    assert {"", "/bin/busybox", "/data/sub/f", "/proc", "/sys"} <= set(names)  # "/" is ""
+    assert not [n for n in names if n.startswith(("/proc/", "/sys/"))]
 
 
 def test_symlinks_resolve_inside_the_container(daemon: Daemon, running: str,

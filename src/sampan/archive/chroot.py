@@ -9,8 +9,10 @@ the container does, as moby's chrootarchive does. The daemon runs this module as
 interpreter (``python -m sampan.archive.chroot``), so it never forks itself; everything the
 work needs is imported before the chroot, since the container has no Python.
 
-    get ROOT PATH NAME        the tar of PATH (a directory recursively), its top entry
-                              renamed NAME, to stdout
+    get ROOT PATH NAME [--skip DIR]...
+                              the tar of PATH (a directory recursively), its top entry
+                              renamed NAME, to stdout; below a DIR (a kernel filesystem
+                              such as /proc) nothing is read, the directory is kept empty
     put ROOT DIR [--owner UID:GID] [--no-overwrite-dir-non-dir]
                               the tar on stdin (plain or compressed) unpacked into DIR
 Exit status 0 on success; otherwise the error is the last line of stderr.
@@ -26,7 +28,7 @@ from contextlib import suppress
 
 from . import ArchiveError
 from .unpack import CopyOptions, apply_layer
-from .writer import ENTRY, LayerEntry, tree_entries, write_layer
+from .writer import ENTRY, LayerEntry, write_layer
 
 
 def _preload() -> None:
@@ -36,17 +38,37 @@ def _preload() -> None:
             __import__(name)
 
 
-def resource_entries(path: str, name: str) -> Iterator[LayerEntry]:
-    """``path`` as the entry ``name``, then (a directory) everything below it."""
+def resource_entries(path: str, name: str, skip: frozenset[str] = frozenset(),
+                     ) -> Iterator[LayerEntry]:
+    """``path`` as the entry ``name``, then (a directory) everything below it but what is
+    below the directories ``skip``."""
     yield LayerEntry(name, ENTRY, path)
-    if stat.S_ISDIR(os.lstat(path).st_mode):
-        for entry in tree_entries(path):
-            yield LayerEntry(f"{name}/{entry.rel}", entry.kind, entry.source)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        return
+    prefix = name.rstrip("/") + "/"  # "/" (the root) as docker names it: "/", "/bin"
+
+    def walk(directory: str, rel: str) -> Iterator[LayerEntry]:
+        with os.scandir(directory) as scan:
+            entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in scan)
+        for child, is_dir in entries:
+            source = os.path.join(directory, child)
+            yield LayerEntry(prefix + rel + child, ENTRY, source)
+            if is_dir and os.path.normpath(source) not in skip:
+                yield from walk(source, rel + child + "/")
+
+    yield from walk(path, "")
 
 
-def _get(path: str, name: str) -> None:
+def _get(path: str, args: list[str]) -> None:
+    name = args.pop(0) if args and not args[0].startswith("--") else os.path.basename(path)
+    skip = set()
+    while args:
+        arg = args.pop(0)
+        if arg != "--skip" or not args:
+            raise SystemExit(f"unknown option {arg!r}")
+        skip.add(os.path.normpath(args.pop(0)))
     out = sys.stdout.buffer
-    write_layer(resource_entries(path, name), out)
+    write_layer(resource_entries(path, name, frozenset(skip)), out)
     out.flush()
 
 
@@ -78,7 +100,7 @@ def main(argv: list[str]) -> int:
     os.chdir("/")
     try:
         if mode == "get":
-            _get(path, argv[3] if len(argv) > 3 else os.path.basename(path))
+            _get(path, argv[3:])
         else:
             _put(path, argv[3:])
     except (ArchiveError, OSError) as exc:

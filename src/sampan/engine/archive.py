@@ -172,7 +172,8 @@ class ContainerFiles:
         root = await context.__aenter__()
         try:
             info = self.stat(root, c, ref, path)
-            proc = await _helper("get", root, container_path(path), _rebase_name(info.name))
+            skip = [arg for point in _kernel_mounts(c) for arg in ("--skip", point)]
+            proc = await _helper("get", root, container_path(path), info.name, *skip)
         except BaseException:
             await context.__aexit__(*sys.exc_info())
             raise
@@ -233,8 +234,28 @@ class ContainerFiles:
         self.containers.on_change("extract-to-dir", c)
 
 
-def _rebase_name(name: str) -> str:
-    return "." if name == "/" else name
+# Kernel filesystems a running container has mounted: their files are not the container's
+# (dockerd, reading the container's own root filesystem, never sees them either).
+_KERNEL_FS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs",
+                        "debugfs", "tracefs", "bpf", "fusectl", "configfs", "pstore"})
+
+
+def _kernel_mounts(c: Container) -> list[str]:
+    """Where the running container ``c`` has kernel filesystems mounted (its own paths)."""
+    if not (c.state.running and c.state.pid):
+        return []
+    try:
+        with open(f"/proc/{c.state.pid}/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        before, _, after = line.partition(" - ")
+        fields = before.split()
+        if len(fields) > 4 and after.split()[:1] and after.split()[0] in _KERNEL_FS:
+            points.append(fields[4].encode().decode("unicode_escape"))
+    return points
 
 
 def _last_line(data: bytes) -> str:
