@@ -196,3 +196,47 @@ def test_export(daemon: Daemon, docker_client: Any, running: str, tmp_path: Path
         assert "data/sub/f" in tar.getnames()
     with daemon.http() as http:
         assert http.get("/v1.45/containers/nope/export").status_code == 404
+
+
+def _tar(name: str, data: bytes | None) -> bytes:
+    """A tar with one entry: a file with ``data``, or a directory (None)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        if data is None:
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+        else:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_no_overwrite_dir_non_dir_and_read_only_rootfs(daemon: Daemon, running: str) -> None:
+    base = f"/v1.45/containers/{running}/archive"
+    with daemon.http() as http:
+        r = http.put(base, params={"path": "/data", "noOverwriteDirNonDir": "1"},
+                     content=_tar("sub", b"file over dir\n"))
+        assert r.status_code == 400 and "cannot overwrite directory" in r.json()["message"]
+        r = http.put(base, params={"path": "/data/sub", "noOverwriteDirNonDir": "true"},
+                     content=_tar("f", None))
+        assert r.status_code == 400 and "cannot overwrite non-directory" in r.json()["message"]
+        assert daemon.ok("exec", running, "cat", "/data/sub/f") == "hello\n"  # untouched
+        r = http.put(base, params={"path": "/data"}, content=_tar("sub", b"replaced\n"))
+        assert r.status_code == 200  # without the flag, docker replaces it
+        assert daemon.ok("exec", running, "cat", "/data/sub") == "replaced\n"
+    name = _name()
+    daemon.ok("run", "-d", "--name", name, "--read-only", "--tmpfs", "/scratch", "busybox",
+              "sleep", "300")
+    try:
+        with daemon.http() as http:
+            r = http.put(f"/v1.45/containers/{name}/archive", params={"path": "/etc"},
+                         content=_tar("x", b"x"))
+            assert r.status_code == 403
+            assert r.json()["message"] == "container rootfs is marked read-only"
+            r = http.put(f"/v1.45/containers/{name}/archive", params={"path": "/scratch"},
+                         content=_tar("x", b"x\n"))
+            assert r.status_code == 200
+        assert daemon.ok("exec", name, "cat", "/scratch/x") == "x\n"
+    finally:
+        daemon.ok("rm", "-f", name)

@@ -28,11 +28,12 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 from ..images import ImageConfigError, resolve_user
+from ..kernel import syscalls as k
 from ..kernel.resolve import open_in_root
 from ..runtime.rootfs import secure_join
 from ..snapshots import mount_all, unmount_all
 from .containers import Containers
-from .errors import EngineError, InvalidParameter, NotFound
+from .errors import Conflict, EngineError, InvalidParameter, NotFound
 from .record import Container, rfc3339
 
 # Go's os.FileMode type bits, which the stat header carries.
@@ -101,14 +102,20 @@ class ContainerFiles:
 
     @asynccontextmanager
     async def root(self, c: Container) -> AsyncIterator[str]:
-        """The container's root directory as this process can reach it."""
+        """The container's root directory, held open: ``/proc/self/fd/<n>``, which the
+        chrooted helper inherits (so a path never names another directory meanwhile)."""
         if c.state.running and c.state.pid:
-            yield f"/proc/{c.state.pid}/root"
+            fd = _running_root(c)
+            try:
+                yield f"/proc/self/fd/{fd}"
+            finally:
+                os.close(fd)
             return
         live = self.containers._live_of(c)  # the container's own lock
         async with live.lock:
             if c.state.running and c.state.pid:  # started while we waited
-                yield f"/proc/{c.state.pid}/root"
+                async with self.root(c) as root:
+                    yield root
                 return
             rootfs = os.path.join(self.containers.directory(c), "rootfs")
             mounted_here = not c.mounted
@@ -116,7 +123,11 @@ class ContainerFiles:
                 mounts = self.containers.images.snapshots.mounts(c.id)
                 await asyncio.to_thread(mount_all, mounts, rootfs)
             try:
-                yield rootfs
+                fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    yield f"/proc/self/fd/{fd}"
+                finally:
+                    os.close(fd)
             finally:
                 if mounted_here:
                     await asyncio.to_thread(unmount_all, rootfs)
@@ -258,6 +269,32 @@ def _kernel_mounts(c: Container) -> list[str]:
     return points
 
 
+def _running_root(c: Container) -> int:
+    """An fd of ``/proc/<pid>/root`` of the running container ``c``, made sure to be its:
+    a pid the container left and another process took would lead to the host's root. A
+    pidfd pins the process; it is in the container's cgroup; it still runs after the open."""
+    pid = c.state.pid
+    try:
+        pidfd = k.pidfd_open(pid)
+    except OSError:
+        raise Conflict(f"Container {c.id} is not running") from None
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            if c.id not in f.read():
+                raise Conflict(f"Container {c.id} is not running")
+        fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            k.pidfd_send_signal(pidfd, 0)
+        except OSError:
+            os.close(fd)
+            raise Conflict(f"Container {c.id} is not running") from None
+        return fd
+    except FileNotFoundError:
+        raise Conflict(f"Container {c.id} is not running") from None
+    finally:
+        os.close(pidfd)
+
+
 def _last_line(data: bytes) -> str:
     lines = data.decode(errors="replace").strip().splitlines()
     return lines[-1] if lines else ""
@@ -265,8 +302,9 @@ def _last_line(data: bytes) -> str:
 
 async def _helper(mode: str, root: str, *args: str,
                   stdin: bool = False) -> asyncio.subprocess.Process:
+    held = (int(root.rsplit("/", 1)[1]),) if root.startswith("/proc/self/fd/") else ()
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sampan.archive.chroot", mode, root, *args,
+        sys.executable, "-m", "sampan.archive.chroot", mode, root, *args, pass_fds=held,
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE if not stdin else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE)
