@@ -240,3 +240,23 @@ def test_no_overwrite_dir_non_dir_and_read_only_rootfs(daemon: Daemon, running: 
         assert daemon.ok("exec", name, "cat", "/scratch/x") == "x\n"
     finally:
         daemon.ok("rm", "-f", name)
+
+
+def test_open_in_root_stays_inside(tmp_path: Path) -> None:
+    from sampan.kernel.resolve import open_in_root
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("inside\n")
+    (root / "abs").symlink_to("/etc/passwd")
+    (root / "rel").symlink_to("../../../../../etc/passwd")
+    rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    try:
+        for path in ("/abs", "rel", "../../etc/passwd", "/../etc/../etc/passwd"):
+            fd = open_in_root(rootfd, path, os.O_RDONLY)
+            with os.fdopen(fd) as f:
+                assert f.read() == "inside\n", path
+        with pytest.raises(FileNotFoundError):  # the host's /proc is not below this root
+            open_in_root(rootfd, "/proc/self/root/etc/passwd", os.O_RDONLY)
+    finally:
+        os.close(rootfd)

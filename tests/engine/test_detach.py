@@ -197,3 +197,19 @@ def test_cli_run_it_and_exec_it_detach(daemon: Daemon) -> None:
         assert b"cli8" in out
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_key_notation_and_scanner() -> None:
+    from sampan.engine.attach import EscapeScanner, parse_detach_keys
+    from sampan.engine.errors import InvalidParameter
+
+    assert parse_detach_keys("") == b"\x10\x11"
+    assert parse_detach_keys("ctrl-a,x") == b"\x01x"
+    assert parse_detach_keys("ctrl-@,ctrl-\\,ctrl-_,DEL,a") == b"\x00\x1c\x1f\x7fa"
+    for bad in ("ctrl-A", "ctrl-", "ab", "a,,b", "ctrl-1"):
+        with pytest.raises(InvalidParameter):
+            parse_detach_keys(bad)
+    scanner = EscapeScanner(b"\x01x")
+    assert scanner.feed(b"ab\x01") == (b"ab", False)  # a prefix is held back
+    assert scanner.feed(b"y\x01\x01") == (b"\x01y\x01", False)  # not the sequence: passed on
+    assert scanner.feed(b"xzz") == (b"", True)
