@@ -102,7 +102,13 @@ def test_cp_into_a_container(daemon: Daemon, running: str, tmp_path: Path) -> No
     assert refused.returncode == 0  # a file into an existing directory lands inside it
     assert daemon.ok("exec", running, "cat", "/data/sub/g") == "gee\n"
     over = daemon.docker("cp", str(src / "deep" / "g"), f"{running}:/data/sub/f/")
-    assert over.returncode != 0  # a file path used as a directory
+    assert over.returncode != 0 and "no such directory" in over.stderr  # a file as a dir
+    over = daemon.docker("cp", str(src), f"{running}:/data/sub/f")
+    assert over.returncode != 0 and "cannot copy directory" in over.stderr
+    assert daemon.ok("exec", running, "cat", "/data/sub/f") == "hello\n"
+    missing = daemon.docker("cp", str(src / "deep" / "g"), f"{running}:/missing/dir/x")
+    assert missing.returncode != 0
+    assert f"Could not find the file /missing/dir in container {running}" in missing.stderr
     # a tar on stdin
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
