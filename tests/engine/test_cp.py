@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,8 +148,13 @@ def test_cp_with_a_stopped_container(daemon: Daemon, tmp_path: Path) -> None:
         daemon.ok("cp", f"{name}:/etc/copied", str(tmp_path / "after"))  # exited now
         assert (tmp_path / "after").read_text() == "before start\n"
         cid = daemon.ok("inspect", "-f", "{{.Id}}", name).strip()
-        with open("/proc/self/mountinfo") as f:
-            assert cid not in f.read(), daemon.log_text()  # nothing left mounted
+        deadline = time.monotonic() + 10  # the CLI may be done before the daemon unmounts
+        while True:
+            with open("/proc/self/mountinfo") as f:
+                if cid not in f.read():
+                    break  # nothing left mounted
+            assert time.monotonic() < deadline, daemon.log_text()
+            time.sleep(0.1)
     finally:
         daemon.ok("rm", "-f", name)
 
@@ -266,3 +272,18 @@ def test_open_in_root_stays_inside(tmp_path: Path) -> None:
             open_in_root(rootfd, "/proc/self/root/etc/passwd", os.O_RDONLY)
     finally:
         os.close(rootfd)
+
+
+def test_cp_through_a_named_volume(daemon: Daemon, tmp_path: Path) -> None:
+    name, volume = _name(), "cpvol-" + uuid.uuid4().hex[:8]
+    daemon.ok("run", "-d", "--name", name, "-v", f"{volume}:/vol", "busybox", "sleep", "300")
+    try:
+        (tmp_path / "v").write_text("into the volume\n")
+        daemon.ok("cp", str(tmp_path / "v"), f"{name}:/vol/v")
+        out = daemon.ok("run", "--rm", "-v", f"{volume}:/other", "busybox", "cat", "/other/v")
+        assert out == "into the volume\n"
+        daemon.ok("cp", f"{name}:/vol/v", str(tmp_path / "back"))
+        assert (tmp_path / "back").read_text() == "into the volume\n"
+    finally:
+        daemon.ok("rm", "-f", name)
+        daemon.docker("volume", "rm", volume)

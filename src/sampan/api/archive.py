@@ -72,11 +72,14 @@ async def _send(request: web.Request, chunks: AsyncIterator[bytes],
     try:
         first = await anext(chunks, b"")
         await response.prepare(request)
-        if first:
-            await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            if first:
+                await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:  # the client stopped reading (it has what it wanted)
+            pass
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
     return response
