@@ -284,6 +284,13 @@ def test_cp_through_a_named_volume(daemon: Daemon, tmp_path: Path) -> None:
         assert out == "into the volume\n"
         daemon.ok("cp", f"{name}:/vol/v", str(tmp_path / "back"))
         assert (tmp_path / "back").read_text() == "into the volume\n"
+        daemon.ok("stop", "-t", "0", name)  # stopped: its volume is mounted for the copy
+        daemon.ok("cp", f"{name}:/vol/v", str(tmp_path / "stopped"))
+        assert (tmp_path / "stopped").read_text() == "into the volume\n"
+        (tmp_path / "w").write_text("while stopped\n")
+        daemon.ok("cp", str(tmp_path / "w"), f"{name}:/vol/w")
+        out = daemon.ok("run", "--rm", "-v", f"{volume}:/other", "busybox", "cat", "/other/w")
+        assert out == "while stopped\n"
     finally:
         daemon.ok("rm", "-f", name)
         daemon.docker("volume", "rm", volume)

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import errno
 import json
+import logging
 import os
 import posixpath
 import stat
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
+from ..errors import StatusError
 from ..images import ImageConfigError, resolve_user
 from ..kernel import syscalls as k
 from ..kernel.resolve import open_in_root
@@ -35,6 +37,8 @@ from ..snapshots import mount_all, unmount_all
 from .containers import Containers
 from .errors import Conflict, EngineError, InvalidParameter, NotFound
 from .record import Container, rfc3339
+
+log = logging.getLogger("sampand")
 
 # Go's os.FileMode type bits, which the stat header carries.
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE = 1 << 31, 1 << 27, 1 << 26, 1 << 25
@@ -122,7 +126,10 @@ class ContainerFiles:
             if mounted_here:
                 mounts = self.containers.images.snapshots.mounts(c.id)
                 await asyncio.to_thread(mount_all, mounts, rootfs)
+            volumes: tuple[list[str], list[str]] = ([], [])
             try:
+                if mounted_here:
+                    volumes = await asyncio.to_thread(self._mount_volumes, c, rootfs)
                 fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
                 try:
                     yield f"/proc/self/fd/{fd}"
@@ -130,7 +137,50 @@ class ContainerFiles:
                     os.close(fd)
             finally:
                 if mounted_here:
+                    await asyncio.to_thread(self._unmount_volumes, c, *volumes)
                     await asyncio.to_thread(unmount_all, rootfs)
+
+    def _mount_volumes(self, c: Container, rootfs: str) -> tuple[list[str], list[str]]:
+        """A stopped container's volumes and binds, mounted where it would see them (as
+        dockerd does for `cp`), on mount points its filesystem already has: (the targets
+        mounted, the volumes held)."""
+        from .mounts import mount_points
+
+        service = self.containers.mounts
+        done: list[str] = []
+        held: list[str] = []
+        for mp in sorted(mount_points(c), key=lambda m: m.destination.count("/")):
+            if mp.type not in ("volume", "bind"):
+                continue
+            target = secure_join(rootfs, mp.destination)
+            try:
+                source = mp.source
+                if mp.type == "volume":
+                    if service is None:
+                        continue
+                    source = service.volumes.mount(mp.name, c.id)
+                    held.append(mp.name)
+                if not os.path.exists(target) or not os.path.exists(source):
+                    continue
+                flags = k.MS_BIND | (0 if mp.non_recursive else k.MS_REC)
+                k.mount(source, target, None, flags)
+                done.append(target)
+                if not mp.rw:
+                    k.mount(None, target, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY)
+            except (OSError, StatusError) as exc:
+                log.warning("cp: mounting %s of %s: %s", mp.destination, c.id[:12], exc)
+        return done, held
+
+    def _unmount_volumes(self, c: Container, targets: list[str], held: list[str]) -> None:
+        for target in reversed(targets):
+            with suppress(OSError):
+                k.umount(target, k.MNT_DETACH)
+        service = self.containers.mounts
+        if service is None:
+            return
+        for name in held:
+            with suppress(OSError, StatusError):
+                service.volumes.unmount(name, c.id)
 
     # Stat ---------------------------------------------------------------------------------
 
