@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Conflict, InvalidParameter, views
+from ..engine import Conflict, InvalidParameter, netviews, views
 from ..engine import logs as logfile
 from ..engine.attach import parse_detach_keys
-from ..engine.df import sized_summaries
+from ..engine.df import add_sizes
 from ..engine.record import Container
 from ..engine.top import top
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
@@ -56,7 +56,8 @@ async def inspect(request: web.Request) -> web.Response:
     engine = engine_of(request)
     c = engine.containers.get(request.match_info["id"])
     return reply(views.inspect(c, engine.containers.directory(c),
-                                           engine.containers.log_path(c), _graph(request, c)))
+                               engine.containers.log_path(c), _graph(request, c),
+                               network=netviews.container_settings(engine.networking, c)))
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -75,9 +76,13 @@ async def list_(request: web.Request) -> web.Response:
               and views.matches(c, wanted)]
     if limit and limit > 0:
         chosen = chosen[:limit]
+    out = []
+    for c in chosen:
+        settings = netviews.container_settings(engine.networking, c)
+        out.append(views.summary(c, settings, netviews.port_list(settings)))
     if flag(request, "size"):
-        return reply(await asyncio.to_thread(sized_summaries, engine.images, chosen))
-    return reply([views.summary(c) for c in chosen])
+        await asyncio.to_thread(add_sizes, engine.images, chosen, out)
+    return reply(out)
 
 
 async def start(request: web.Request) -> web.Response:

@@ -136,7 +136,19 @@ def filters(request: web.Request) -> dict[str, list[str]]:
 
 
 def make_app(engine: Engine) -> web.Application:
-    from . import archive, commit, containers, df, events, execs, images, search, system, volumes
+    from . import (
+        archive,
+        commit,
+        containers,
+        df,
+        events,
+        execs,
+        images,
+        networks,
+        search,
+        system,
+        volumes,
+    )
 
     app = web.Application(middlewares=[errors, versions], client_max_size=1 << 30)
     app[ENGINE_KEY] = engine
@@ -149,5 +161,6 @@ def make_app(engine: Engine) -> web.Application:
     commit.register(app)
     df.register(app)
     search.register(app)
+    networks.register(app)
     volumes.register(app)
     return app

@@ -47,13 +47,12 @@ def container_size(images: ImageStore, c: Container) -> ContainerSize:
     return ContainerSize(rw=rw, root_fs=rw + (record.size if record else 0))
 
 
-def sized_summaries(images: ImageStore, containers: list[Container]) -> list[dict[str, Any]]:
-    """The list items of ``containers`` with SizeRw and SizeRootFs (`ps -s`)."""
-    out = []
-    for c in containers:
+def add_sizes(images: ImageStore, containers: list[Container],
+              items: list[dict[str, Any]]) -> None:
+    """SizeRw and SizeRootFs added to the list items of ``containers`` (`ps -s`)."""
+    for c, item in zip(containers, items, strict=True):
         size = container_size(images, c)
-        out.append({**views.summary(c), "SizeRw": size.rw, "SizeRootFs": size.root_fs})
-    return out
+        item.update(SizeRw=size.rw, SizeRootFs=size.root_fs)
 
 
 def usage(images: ImageStore, containers: list[Container], types: set[str]) -> dict[str, Any]:
@@ -74,7 +73,9 @@ def usage(images: ImageStore, containers: list[Container], types: set[str]) -> d
                                      if users[la.chain_id] > 1)
         out["Images"] = listed
     if want("container"):
-        out["Containers"] = sized_summaries(images, containers)
+        items = [views.summary(c) for c in containers]
+        add_sizes(images, containers, items)
+        out["Containers"] = items
     if want("volume"):
         out["Volumes"] = []
     if want("build-cache"):
