@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -276,7 +277,7 @@ class Builder:
         config["Image"] = parent.id
         doc["config"] = config
         doc["container_config"] = {**config, "Cmd": cmd}
-        doc["container"] = container
+        doc["container"] = container if self.epoch is None else ""  # reproducible
         doc["created"] = created
         doc["docker_version"] = f"sampan-{__version__}"
         doc["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in child.layers]}
@@ -488,7 +489,11 @@ class Builder:
             raise BuildError(f"Dockerfile line {ins.line}: RUN --{next(iter(ins.flags))} "
                              "needs BuildKit; the classic builder does not take it")
         step = self._step_env(run)
-        if ins.heredocs:
+        if len(ins.heredocs) == 1 and re.fullmatch(r"<<-?(['\"]?)\w+\1", ins.args.strip()):
+            # ``RUN <<EOF``: the heredoc is the script (buildkit's rule)
+            cmd = [*run.shell, ins.heredocs[0].content]
+        elif ins.heredocs:
+            # ``RUN cmd <<EOF``: the shell reads the heredocs itself, as written
             script = ins.args + "\n" + "".join(
                 f"{h.content}{h.name}\n" for h in ins.heredocs)
             cmd = [*run.shell, script.rstrip("\n")]
@@ -644,8 +649,6 @@ class _Sources:
 
 def expand_vars(text: str, env: dict[str, str]) -> str:
     """``$NAME`` and ``${NAME}`` in a heredoc's body (quotes and backslashes stay)."""
-    import re
-
     return re.sub(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))",
                   lambda m: env.get(m.group(1) or m.group(2), ""), text)
 

@@ -8,20 +8,52 @@ Dockerfile has been read), so ``COPY . .`` copies what the user meant.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..archive import ArchiveError
+from ..archive.compression import detect
 from ..archive.unpack import apply_layer
 from ..runtime.rootfs import secure_join
 from .dockerignore import Matcher
 from .errors import BuildError
 
 DOCKERIGNORE = ".dockerignore"
+
+
+class _Terminated(io.RawIOBase):
+    """A plain tar stream with an end-of-archive marker added: the docker CLI sends
+    contexts without one when it adds a Dockerfile from outside the context, and Go's tar
+    reader, unlike Python's, takes a clean end at a header as the end."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+        self._tail = b"\0" * 1024
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        if not data:
+            data, self._tail = self._tail[:len(buffer)], self._tail[len(buffer):]
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _terminated(stream: BinaryIO) -> BinaryIO:
+    head = stream.read(8)
+    stream.seek(0)
+    try:
+        plain = detect(head, tarball=True) == ""
+    except ArchiveError:
+        plain = False
+    return io.BufferedReader(_Terminated(stream)) if plain else stream
 
 
 @dataclass
@@ -70,7 +102,7 @@ def open_context(stream: BinaryIO, dockerfile: str, parent_dir: str) -> Context:
     root = tempfile.mkdtemp(prefix="build-", dir=parent_dir)
     try:
         try:
-            apply_layer(stream, root)
+            apply_layer(_terminated(stream), root)
         except ArchiveError as exc:
             raise BuildError(f"invalid build context: {exc}") from None
         name = dockerfile or "Dockerfile"

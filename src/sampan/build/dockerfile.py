@@ -26,6 +26,7 @@ JSON_INSTRUCTIONS = frozenset({"run", "cmd", "entrypoint", "shell", "volume", "c
 # Instructions that take --flags before their arguments.
 FLAG_INSTRUCTIONS = frozenset({"from", "run", "copy", "add"})
 
+_BOOLEAN_FLAGS = frozenset({"link", "parents"})
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _HEREDOC = re.compile(r"<<(-?)(['\"]?)([a-zA-Z_][a-zA-Z0-9_]*)\2")
 _FLAG = re.compile(r"^--([a-zA-Z][a-zA-Z0-9-]*)(?:=(\S*))?(?:\s+|$)")
@@ -106,8 +107,10 @@ def split_flags(text: str, line: int) -> tuple[dict[str, str], str]:
         match = _FLAG.match(rest)
         if not match:
             raise ParseError(line, f"invalid flag: {rest.split()[0]}")
-        if match.group(2) is None and not match.group(0).strip().endswith("="):
-            # A boolean flag (``--link``); flags are always ``--name=value`` otherwise.
+        if match.group(2) is None:
+            if match.group(1) not in _BOOLEAN_FLAGS:
+                raise ParseError(line, f"invalid flag --{match.group(1)}: it needs a value "
+                                 f"(--{match.group(1)}=...)")
             flags[match.group(1)] = "true"
         else:
             flags[match.group(1)] = match.group(2) or ""
