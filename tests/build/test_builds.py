@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +247,20 @@ def test_a_dockerfile_outside_the_context_and_iidfile(daemon: Daemon, tmp_path: 
     image_id = iid.read_text().strip()
     assert image_id.startswith("sha256:")
     assert daemon.ok("run", "--rm", image_id) == "data\n"
+
+
+def test_independent_stages_build_in_parallel_with_ordered_output(daemon: Daemon,
+                                                                  tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox AS one\nRUN sleep 3 && echo one > /one\n"
+        "FROM busybox AS two\nRUN sleep 3 && echo two > /two\n"
+        "FROM busybox\nCOPY --from=one /one /\nCOPY --from=two /two /\n"
+        "CMD [\"cat\", \"/one\", \"/two\"]\n")
+    started = time.monotonic()
+    out = built(daemon, tmp_path, "-t", "parallel", "--no-cache")
+    elapsed = time.monotonic() - started
+    assert elapsed < 5.5, elapsed  # one after the other would take more than 6 s
+    steps = [int(n) for n in re.findall(r"^Step (\d+)/8 :", out, re.M)]
+    assert steps == list(range(1, 9))
+    assert out.index("sleep 3 && echo one") < out.index("sleep 3 && echo two")
+    assert daemon.ok("run", "--rm", "parallel") == "one\ntwo\n"

@@ -14,6 +14,7 @@ registered (the steps done before it stay in the cache, as docker keeps them).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import re
 import secrets
@@ -87,6 +88,46 @@ class _Run:
     args: dict[str, str | None] = field(default_factory=dict)  # declared ARGs
     shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
     cmd_set: bool = False
+    step: int = 1  # the number of its next step in the output
+
+
+_STAGE: contextvars.ContextVar[int | None] = contextvars.ContextVar("stage", default=None)
+
+
+class _Ordered:
+    """Stages' output in file order: the earliest unfinished stage streams, later ones are
+    held until it is done."""
+
+    def __init__(self, emit: Emit, order: list[int]) -> None:
+        self._emit = emit
+        self._order = order
+        self._held: dict[int, list[dict[str, Any]]] = {i: [] for i in order}
+        self._done: set[int] = set()
+        self._at = 0
+
+    async def send(self, stage: int, message: dict[str, Any]) -> None:
+        if self._at < len(self._order) and self._order[self._at] == stage:
+            await self._emit(message)
+        else:
+            self._held[stage].append(message)
+
+    async def finish(self, stage: int) -> None:
+        self._done.add(stage)
+        while self._at < len(self._order) and self._order[self._at] in self._done:
+            self._at += 1
+            if self._at < len(self._order):
+                await self._flush(self._order[self._at])
+
+    async def _flush(self, stage: int) -> None:
+        held, self._held[stage] = self._held[stage], []
+        for message in held:
+            await self._emit(message)
+
+    async def flush_all(self) -> None:
+        """After a failure: what every stage said, in order (the error comes last)."""
+        for stage in self._order[self._at:]:
+            await self._flush(stage)
+        self._at = len(self._order)
 
 
 class Builder:
@@ -100,8 +141,12 @@ class Builder:
         self._emit = emit
         self.results: dict[int, State] = {}
         self.used_args: set[str] = set()
-        self.step = 0
         self.total = 0
+        self.first_step: dict[int, int] = {}
+        self.output = _Ordered(emit, [])
+        # images materialized for RUN containers: (containers using it, made by the build)
+        self._held: dict[str, tuple[int, bool]] = {}
+        self._hold_lock = asyncio.Lock()
         self.meta: dict[str, str] = {}
         epoch = options.build_args.get("SOURCE_DATE_EPOCH")
         try:
@@ -113,7 +158,11 @@ class Builder:
 
     async def say(self, text: str) -> None:
         if not self.options.quiet:
-            await self._emit({"stream": text})
+            stage = _STAGE.get()
+            if stage is None:
+                await self._emit({"stream": text})
+            else:
+                await self.output.send(stage, {"stream": text})
 
     # The build ----------------------------------------------------------------------------
 
@@ -130,8 +179,7 @@ class Builder:
                               for w in ins.args.split())
         stages = the_plan.needed()
         self.total = sum(1 + len(s.instructions) for s in stages)
-        for stage in stages:
-            self.results[stage.index] = await self._stage(the_plan, stage)
+        await self._stages(the_plan, stages)
         final = self.results[the_plan.target]
         unused = sorted(k for k in self.options.build_args
                         if k not in self.used_args and k not in PROXY_ARGS | SPECIAL_ARGS)
@@ -174,14 +222,49 @@ class Builder:
                     return
         dockerfile.instructions.append(label)
 
-    async def _header(self, ins: Instruction) -> None:
-        self.step += 1
-        await self.say(f"Step {self.step}/{self.total} : {ins.original}\n")
+    async def _stages(self, the_plan: Plan, stages: list[Stage]) -> None:
+        """Build ``stages``, each as soon as the stages it needs are built: independent
+        stages run in parallel. Their output comes out in file order, as if one ran after
+        the other (a stage's output waits while an earlier one is still building)."""
+        self.output = _Ordered(self._emit, [s.index for s in stages])
+        first = 1
+        for stage in stages:
+            self.first_step[stage.index] = first
+            first += 1 + len(stage.instructions)
+        done: dict[int, asyncio.Future[State]] = {
+            s.index: asyncio.get_running_loop().create_future() for s in stages}
+
+        async def one(stage: Stage) -> None:
+            _STAGE.set(stage.index)
+            for dep in stage.deps:
+                await done[dep]
+            state = await self._stage(the_plan, stage)
+            self.results[stage.index] = state
+            done[stage.index].set_result(state)
+            await self.output.finish(stage.index)
+
+        tasks = [asyncio.create_task(one(s)) for s in stages]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for future in done.values():
+                if not future.done():
+                    future.cancel()
+            await self.output.flush_all()
+            raise
+
+    async def _header(self, run: _Run, ins: Instruction) -> None:
+        await self.say(f"Step {run.step}/{self.total} : {ins.original}\n")
+        run.step += 1
 
     async def _stage(self, the_plan: Plan, stage: Stage) -> State:
-        await self._header(stage.from_ins)
+        run = _Run(stage=stage, state=empty_state("", ""), step=self.first_step[stage.index])
+        await self._header(run, stage.from_ins)
         state = await self._base(the_plan, stage)
-        run = _Run(stage=stage, state=state)
+        run.state = state
         shell = state.config.get("Shell")
         if shell:
             run.shell = list(shell)
@@ -199,7 +282,7 @@ class Builder:
                     raise BuildError(f"invalid ONBUILD trigger {text!r}: {exc}") from None
                 await self._instruction(the_plan, run, trigger)
         for ins in stage.instructions:
-            await self._header(ins)
+            await self._header(run, ins)
             await self._instruction(the_plan, run, ins)
             await self.say(f" ---> {_short(run.state.id)}\n")
         return run.state
@@ -524,7 +607,7 @@ class Builder:
 
     async def _container(self, parent: State, cmd: list[str], env: list[str]) -> Any:
         containers = self.engine.containers
-        image_id, made = await asyncio.to_thread(materialize, self.store, parent)
+        image_id = await self._hold(parent)
         cid = ""
         try:
             body = {"Image": image_id, "Cmd": cmd, "Entrypoint": [], "Env": env,
@@ -550,6 +633,25 @@ class Builder:
                 with suppress(EngineError):
                     await containers.remove(cid, force=True)
                 await self.say(f"Removing intermediate container {cid[:12]}\n")
+            await self._unhold(image_id)
+
+    async def _hold(self, state: State) -> str:
+        """``state`` as an image for a RUN container, shared by parallel stages."""
+        async with self._hold_lock:
+            count, made = self._held.get(state.id, (0, False))
+            if not count:
+                image_id, made = await asyncio.to_thread(materialize, self.store, state)
+                assert image_id == state.id
+            self._held[state.id] = (count + 1, made)
+            return state.id
+
+    async def _unhold(self, image_id: str) -> None:
+        async with self._hold_lock:
+            count, made = self._held[image_id]
+            if count > 1:
+                self._held[image_id] = (count - 1, made)
+                return
+            del self._held[image_id]
             if made:
                 await asyncio.to_thread(release, self.store, image_id)
 
