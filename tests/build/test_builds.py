@@ -264,3 +264,37 @@ def test_independent_stages_build_in_parallel_with_ordered_output(daemon: Daemon
     assert steps == list(range(1, 9))
     assert out.index("sleep 3 && echo one") < out.index("sleep 3 && echo two")
     assert daemon.ok("run", "--rm", "parallel") == "one\ntwo\n"
+
+
+def test_a_dockerfile_on_stdin_without_context(daemon: Daemon) -> None:
+    env = {**daemon.env, "DOCKER_BUILDKIT": "0"}
+    result = subprocess.run(["docker", "build", "-t", "stdin", "-"], capture_output=True,
+                            text=True, timeout=120, env=env,
+                            input="FROM busybox\nRUN echo from-stdin > /f\nCMD cat /f\n")
+    assert result.returncode == 0, result.stderr
+    assert daemon.ok("run", "--rm", "stdin") == "from-stdin\n"
+
+
+def test_add_downloads_a_url(daemon: Daemon, tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("from the web\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/remote.txt"
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM busybox\nADD {url} /dl/\n")
+        built(daemon, tmp_path / "ctx", "-t", "download")
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = daemon.ok("run", "--rm", "download", "sh", "-c",
+                    "cat /dl/remote.txt; stat -c %a /dl/remote.txt")
+    assert out == "from the web\n600\n"

@@ -56,6 +56,16 @@ def _terminated(stream: BinaryIO) -> BinaryIO:
     return io.BufferedReader(_Terminated(stream)) if plain else stream
 
 
+def _is_dockerfile(head: bytes) -> bool:
+    """Whether a request body is a bare Dockerfile rather than a (compressed) tar."""
+    try:
+        if detect(head, tarball=True):
+            return False
+    except ArchiveError:
+        return False
+    return len(head) < 262 or head[257:262] != b"ustar"
+
+
 @dataclass
 class Context:
     root: str
@@ -101,6 +111,11 @@ def open_context(stream: BinaryIO, dockerfile: str, parent_dir: str) -> Context:
     """Unpack ``stream`` (a tar, maybe compressed) and read the Dockerfile from it."""
     root = tempfile.mkdtemp(prefix="build-", dir=parent_dir)
     try:
+        head = stream.read(512)
+        stream.seek(0)
+        if _is_dockerfile(head):  # `docker build - < Dockerfile`: no context, just the file
+            text = stream.read().decode("utf-8", "replace")
+            return Context(root=root, dockerfile=text, dockerfile_name="Dockerfile")
         try:
             apply_layer(_terminated(stream), root)
         except ArchiveError as exc:
