@@ -298,3 +298,15 @@ def test_add_downloads_a_url(daemon: Daemon, tmp_path: Path) -> None:
     out = daemon.ok("run", "--rm", "download", "sh", "-c",
                     "cat /dl/remote.txt; stat -c %a /dl/remote.txt")
     assert out == "from the web\n600\n"
+
+
+def test_run_after_volume_leaves_no_volume_and_no_change_there(daemon: Daemon,
+                                                               tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN mkdir /data && echo before > /data/kept\nVOLUME /data\n"
+        "RUN echo after > /data/dropped && echo outside > /outside\n")
+    volumes = daemon.ok("volume", "ls", "-q")
+    built(daemon, tmp_path, "-t", "volumed")
+    assert daemon.ok("volume", "ls", "-q") == volumes
+    out = daemon.ok("run", "--rm", "volumed", "sh", "-c", "ls /data; cat /outside")
+    assert out == "kept\noutside\n"

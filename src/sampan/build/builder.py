@@ -631,7 +631,7 @@ class Builder:
         finally:
             if cid:
                 with suppress(EngineError):
-                    await containers.remove(cid, force=True)
+                    await containers.remove(cid, force=True, volumes=True)
                 await self.say(f"Removing intermediate container {cid[:12]}\n")
             await self._unhold(image_id)
 
