@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import os
 import re
 import secrets
@@ -75,8 +76,6 @@ class BuildOptions:
     quiet: bool = False
     network_mode: str = ""
     platform: str | None = None
-    remove: bool = True
-    force_remove: bool = False
 
 
 @dataclass
@@ -104,30 +103,38 @@ class _Ordered:
         self._held: dict[int, list[dict[str, Any]]] = {i: [] for i in order}
         self._done: set[int] = set()
         self._at = 0
+        self._pumping = False
 
     async def send(self, stage: int, message: dict[str, Any]) -> None:
-        if self._at < len(self._order) and self._order[self._at] == stage:
-            await self._emit(message)
-        else:
-            self._held[stage].append(message)
+        self._held[stage].append(message)
+        await self._pump()
 
     async def finish(self, stage: int) -> None:
         self._done.add(stage)
-        while self._at < len(self._order) and self._order[self._at] in self._done:
-            self._at += 1
-            if self._at < len(self._order):
-                await self._flush(self._order[self._at])
-
-    async def _flush(self, stage: int) -> None:
-        held, self._held[stage] = self._held[stage], []
-        for message in held:
-            await self._emit(message)
+        await self._pump()
 
     async def flush_all(self) -> None:
         """After a failure: what every stage said, in order (the error comes last)."""
-        for stage in self._order[self._at:]:
-            await self._flush(stage)
-        self._at = len(self._order)
+        self._done.update(self._order)
+        await self._pump()
+
+    async def _pump(self) -> None:
+        """Send what the current stage holds, moving on past finished stages; one task
+        pumps at a time (the others' messages wait in the queues it drains)."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._at < len(self._order):
+                current = self._order[self._at]
+                if self._held[current]:
+                    await self._emit(self._held[current].pop(0))
+                elif current in self._done:
+                    self._at += 1
+                else:
+                    break
+        finally:
+            self._pumping = False
 
 
 class Builder:
@@ -206,8 +213,6 @@ class Builder:
         """--label becomes a LABEL step at the end of the target stage, as in docker."""
         if not self.options.labels:
             return
-        import json
-
         text = " ".join(f"{json.dumps(k)}={json.dumps(v)}"
                         for k, v in sorted(self.options.labels.items()))
         label = Instruction(keyword="label", args=text, line=0, original="LABEL " + text)
@@ -306,7 +311,7 @@ class Builder:
     async def _pull(self, reference: str, platform: str | None) -> Any:
         from .. import registry
 
-        await self.say(f"Pulling image {reference}\n" if not self.options.quiet else "")
+        await self.say(f"Pulling image {reference}\n")
         try:
             await asyncio.to_thread(registry.pull, self.store, reference, platform)
             return self.store.get(reference)

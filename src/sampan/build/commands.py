@@ -7,6 +7,7 @@ environment: the config's Env plus the build args in use that Env does not overr
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..images import instructions as lex
 from ..images.instructions import ChangeError
+from ..oci.decode import encode
 from .dockerfile import Instruction
 from .errors import BuildError
 
@@ -33,8 +35,6 @@ class StepEnv:
 
 def go_quoted(items: list[str]) -> str:
     """Go's ``%q`` of a []string: ``["a" "b"]``."""
-    import json
-
     return "[" + " ".join(json.dumps(i) for i in items) + "]"
 
 
@@ -168,8 +168,6 @@ def _stopsignal(step: StepEnv, ins: Instruction) -> str:
 
 
 def _healthcheck(step: StepEnv, ins: Instruction) -> str:
-    from ..oci.decode import encode
-
     health = lex._healthcheck(ins.args)
     step.config["Healthcheck"] = encode(health)
     retries = health.retries or 0
