@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Conflict, InvalidParameter, views
+from ..engine import Conflict, InvalidParameter, netviews, views
 from ..engine import logs as logfile
 from ..engine.record import Container
 from ..engine.top import top
@@ -54,7 +54,8 @@ async def inspect(request: web.Request) -> web.Response:
     engine = engine_of(request)
     c = engine.containers.get(request.match_info["id"])
     return reply(views.inspect(c, engine.containers.directory(c),
-                                           engine.containers.log_path(c), _graph(request, c)))
+                               engine.containers.log_path(c), _graph(request, c),
+                               network=netviews.container_settings(engine.networking, c)))
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -73,7 +74,11 @@ async def list_(request: web.Request) -> web.Response:
               and views.matches(c, wanted)]
     if limit and limit > 0:
         chosen = chosen[:limit]
-    return reply([views.summary(c) for c in chosen])
+    out = []
+    for c in chosen:
+        settings = netviews.container_settings(engine.networking, c)
+        out.append(views.summary(c, settings, netviews.port_list(settings)))
+    return reply(out)
 
 
 async def start(request: web.Request) -> web.Response:

@@ -136,7 +136,7 @@ def filters(request: web.Request) -> dict[str, list[str]]:
 
 
 def make_app(engine: Engine) -> web.Application:
-    from . import build, containers, events, execs, images, system, volumes
+    from . import build, containers, events, execs, images, networks, system, volumes
 
     app = web.Application(middlewares=[errors, versions], client_max_size=1 << 30)
     app[ENGINE_KEY] = engine
@@ -145,6 +145,7 @@ def make_app(engine: Engine) -> web.Application:
     containers.register(app)
     execs.register(app)
     events.register(app)
+    networks.register(app)
     volumes.register(app)
     build.register(app)
     return app
