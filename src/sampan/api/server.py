@@ -138,6 +138,7 @@ def filters(request: web.Request) -> dict[str, list[str]]:
 def make_app(engine: Engine) -> web.Application:
     from . import (
         archive,
+        build,
         commit,
         containers,
         df,
@@ -163,4 +164,5 @@ def make_app(engine: Engine) -> web.Application:
     search.register(app)
     networks.register(app)
     volumes.register(app)
+    build.register(app)
     return app
