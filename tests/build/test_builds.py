@@ -310,3 +310,27 @@ def test_run_after_volume_leaves_no_volume_and_no_change_there(daemon: Daemon,
     assert daemon.ok("volume", "ls", "-q") == volumes
     out = daemon.ok("run", "--rm", "volumed", "sh", "-c", "ls /data; cat /outside")
     assert out == "kept\noutside\n"
+
+
+def test_rmi_of_a_base_the_cache_builds_on(daemon: Daemon, tmp_path: Path) -> None:
+    """A stage's layers, kept by the build cache only, sit on the base image's: removing
+    the base still works, the cache then misses, and `builder prune` takes the rest."""
+    fixture = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "images"
+    daemon.ok("load", "-i", str(fixture / "layers.docker.tar"))
+    base = json.loads(daemon.ok("image", "inspect", "layers"))[0]["Id"]
+    daemon.ok("tag", base, "rmi-base:1")
+    (tmp_path / "Dockerfile").write_text(
+        "FROM rmi-base:1 AS stage\nUSER root\nRUN echo made > /made\n"
+        "FROM rmi-base:1\nCOPY --from=stage /made /made\n")
+    built(daemon, tmp_path, "-t", "on-base:1")
+    daemon.ok("rmi", "on-base:1")
+    removed = daemon.docker("rmi", "rmi-base:1", "layers")
+    assert removed.returncode == 0, removed.stderr
+    assert base not in image_ids(daemon)
+    daemon.ok("load", "-i", str(fixture / "layers.docker.tar"))
+    daemon.ok("tag", base, "rmi-base:1")
+    again = built(daemon, tmp_path, "-t", "on-base:1")
+    assert ran(again) == 1  # the stage's cached layer lost its blobs with the base: a miss
+    assert daemon.ok("run", "--rm", "on-base:1", "cat", "/made").strip() == "made"
+    daemon.ok("rmi", "on-base:1", "rmi-base:1", "layers")
+    daemon.ok("builder", "prune", "-f")
