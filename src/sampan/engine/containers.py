@@ -307,7 +307,8 @@ class Containers:
         job = monitor.Launch(
             container_id=c.id, name=c.name, bundle=directory, log_path=self.log_path(c),
             tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
-            leave_stdin_open=not c.config.get("StdinOnce"))
+            # as dockerd: a TTY's stdin outlives its attachments (a detach must not end it)
+            leave_stdin_open=c.tty or not c.config.get("StdinOnce"))
         mon, pid = await asyncio.to_thread(monitor.launch, self.monitors_of(c), job)
         c.monitor = mon
         c.state.pid = pid
