@@ -3,9 +3,12 @@ and the same commands' output compared with the real docker CLI's."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -350,3 +353,42 @@ def test_networks_and_ports(sampan: Cli, cli_daemon: Daemon) -> None:
         sampan.run("network", "rm", "cli-net2")
         assert sampan.ok("network", "rm", "cli-net") == "cli-net\n"
     assert sampan.run("network", "rm", "cli-net").returncode == 1
+
+
+def test_cp_commit_export_df(sampan: Cli, cli_daemon: Daemon, tmp_path: Path) -> None:
+    sampan.ok("run", "-d", "--name", "files", "busybox", "sleep", "300")
+    try:
+        (tmp_path / "in.txt").write_text("into the container\n")
+        assert sampan.run("cp", str(tmp_path / "in.txt"), "files:/tmp/").returncode == 0
+        assert sampan.ok("exec", "files", "cat", "/tmp/in.txt") == "into the container\n"
+        sampan.ok("cp", "files:/etc/hostname", str(tmp_path / "hostname"))
+        assert (tmp_path / "hostname").read_text().strip() == \
+            sampan.ok("inspect", "-f", "{{.Config.Hostname}}", "files").strip()
+        image = sampan.ok("commit", "-c", "ENV COMMITTED=1", "files", "sampan-cli/c:1")
+        assert image.startswith("sha256:")
+        assert sampan.ok("run", "--rm", "sampan-cli/c:1", "sh", "-c",
+                         "cat /tmp/in.txt; echo $COMMITTED") == "into the container\n1\n"
+        exported = subprocess.run([SAMPAN, "export", "files"], capture_output=True,
+                                  env=sampan.env, timeout=120)
+        names = tarfile.open(fileobj=io.BytesIO(exported.stdout)).getnames()
+        assert "tmp/in.txt" in [n.lstrip("./") for n in names]
+        same_as_docker(sampan, cli_daemon, "system", "df")
+    finally:
+        sampan.run("rm", "-f", "files")
+        sampan.run("rmi", "sampan-cli/c:1")
+
+
+def test_detach_keys(sampan: Cli) -> None:
+    """ctrl-p ctrl-q leaves `run -it` and the container runs on (the daemon reads the
+    keys; the CLI passes --detach-keys through and tells a detach from an exit)."""
+    pty = Pty([SAMPAN, "run", "-it", "--name", "detached", "busybox", "sh"], sampan.env)
+    try:
+        pty.expect(b"# ")
+        pty.send(b"\x10\x11")
+        assert pty.wait() == 0
+    finally:
+        pty.close()
+    try:
+        assert sampan.ok("inspect", "-f", "{{.State.Running}}", "detached") == "true\n"
+    finally:
+        sampan.run("rm", "-f", "detached")
