@@ -362,8 +362,8 @@ def test_cp_commit_export_df(sampan: Cli, cli_daemon: Daemon, tmp_path: Path) ->
         assert sampan.run("cp", str(tmp_path / "in.txt"), "files:/tmp/").returncode == 0
         assert sampan.ok("exec", "files", "cat", "/tmp/in.txt") == "into the container\n"
         sampan.ok("cp", "files:/etc/hostname", str(tmp_path / "hostname"))
-        assert (tmp_path / "hostname").read_text().strip() == \
-            sampan.ok("inspect", "-f", "{{.Config.Hostname}}", "files").strip()
+        assert (tmp_path / "hostname").read_text() == \
+            sampan.ok("inspect", "-f", "{{slice .Id 0 12}}", "files")
         image = sampan.ok("commit", "-c", "ENV COMMITTED=1", "files", "sampan-cli/c:1")
         assert image.startswith("sha256:")
         assert sampan.ok("run", "--rm", "sampan-cli/c:1", "sh", "-c",
