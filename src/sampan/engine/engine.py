@@ -14,6 +14,7 @@ from . import monitor
 from .containers import Containers, set_subreaper
 from .events import Event, EventLog
 from .execs import Execs
+from .health import Healthchecks
 from .ociruntime import OCIRuntime
 from .record import Container
 from .spec import CGROUP_PARENT
@@ -58,6 +59,10 @@ class Engine:
             self.monitors, self.runtime, options.cgroup_parent)
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
+        self.health = Healthchecks(
+            self.execs, lambda c, status: self._container_event(f"health_status: {status}", c),
+            self.containers.store.save)
+        self.containers.watchers.append(self.health)
         self.containers.on_change = self._container_event
 
     def _container_event(self, action: str, c: Container) -> None:
@@ -74,6 +79,7 @@ class Engine:
         await self.containers.restore()
 
     def close(self) -> None:
+        self.health.close()
         self.containers.close()
         self.images.close()
         self._remove_cgroup_parent()

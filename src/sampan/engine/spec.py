@@ -22,6 +22,7 @@ from ..oci.defaults import (
 )
 from ..oci.image import ImageConfig
 from ..oci.spec import ConfigError, parse_spec
+from . import dockerinit
 from .config import HostConfig, as_list, parse_config, parse_host_config
 from .errors import InvalidParameter
 from .record import Container
@@ -153,6 +154,8 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": files[name],
                        "options": ["rbind", "rprivate"] +
                        (["ro"] if host.readonly_rootfs else [])})
+    if host.init:
+        dockerinit.apply(spec)
     linux = spec["linux"]
     namespaces = ["pid", "ipc", "uts", "mount"]
     if (host.network_mode or "") != "host":
