@@ -169,19 +169,27 @@ async def logs(request: web.Request) -> web.StreamResponse:
             stream = 1 if entry.stream == logfile.STDOUT else 2
             await response.write(data if c.tty else frame(stream, data))
 
+    shipper = containers.shipper(c)
+    fresh: list[logfile.LogEntry] = []
+    if follow:  # from now on the shipper hands us what it writes (no file read races)
+        shipper.listeners.add(fresh.extend)
     try:
         await send(reader.read(), tail)
+        reader.close()
         while follow and c.state.running and not (until and until < time.time()):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(exited.wait(), FOLLOW_INTERVAL)
             with contextlib.suppress(OSError):
-                containers.shipper(c).ship()
-            await send(reader.read(), None)
+                shipper.ship()
+            batch = fresh[:]
+            fresh.clear()
+            await send(batch, None)
         await response.write_eof()
     except ConnectionResetError:  # the client stopped following
         pass
     finally:
         reader.close()
+        shipper.listeners.discard(fresh.extend)
     return response
 
 

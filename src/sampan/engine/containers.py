@@ -222,6 +222,9 @@ class Containers:
         out = {**defaults, **{k: v for k, v in raw.items() if v is not None}}
         if not out.get("NetworkMode"):
             out["NetworkMode"] = "default"
+        log_config = dict(out.get("LogConfig") or {})  # the daemon's default driver filled in
+        out["LogConfig"] = {"Type": log_config.get("Type") or "json-file",
+                            "Config": log_config.get("Config") or {}}
         return out
 
     # Start --------------------------------------------------------------------------------
@@ -290,6 +293,8 @@ class Containers:
             tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
             leave_stdin_open=not c.config.get("StdinOnce"))
         mon, pid = await asyncio.to_thread(monitor.launch, self.monitors, job)
+        with suppress(OSError):
+            self.shipper(c).ship()  # hold the journal open from the start
         c.monitor = mon
         c.state.pid = pid
         self.store.save(c)

@@ -14,12 +14,15 @@ by max-size and max-file). Why this split:
 - conmon's own rotation (``--log-size-max``) bounds the journal; sampand keeps the journal
   open, so a rotation while it runs loses nothing (it drains the replaced file first).
   While sampand is down, a journal that passes its bound restarts, dropping the older part
-  of what was written meanwhile. The bound is max-size times max-file (what json-file keeps at
-  most anyway), or ``JOURNAL_CAP`` without max-size;
+  of what was written meanwhile. The bound is max-size times max-file (what json-file keeps
+  at most anyway) but at least ``JOURNAL_FLOOR`` (while sampand runs, only a burst larger
+  than that between two ships could skip a replaced journal), or ``JOURNAL_CAP`` without
+  max-size;
 - the journal of a finished run is shipped and removed before the next start.
 
 ``logs`` reads the json-file set (rotated files oldest first), so it shows exactly what is
-on disk, as dockerd does, and ``follow`` carries on across rotations.
+on disk, as dockerd does; ``follow`` then takes the entries from the shipper as it writes
+them, so rotations cannot make it miss any.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +43,7 @@ STDOUT, STDERR = "stdout", "stderr"
 JOURNAL = "journal.log"
 POSITION = "journal.pos"
 JOURNAL_CAP = 32 * 1024 * 1024
+JOURNAL_FLOOR = 1024 * 1024  # a burst up to this between two ships is never lost
 SHIP_INTERVAL = 0.2
 DRIVERS = ("json-file", "none")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*$", re.IGNORECASE)
@@ -71,7 +75,9 @@ class LogOptions:
 
     @property
     def journal_limit(self) -> int:
-        return self.max_size * self.max_file if self.max_size else JOURNAL_CAP
+        if not self.max_size:
+            return JOURNAL_CAP
+        return max(self.max_size * self.max_file, JOURNAL_FLOOR)
 
 
 def parse_size(text: str) -> int:
@@ -230,6 +236,9 @@ class Shipper:
         self.journal = os.path.join(directory, JOURNAL)
         self.position = os.path.join(directory, POSITION)
         self.writer = JsonFileWriter(json_path, options)
+        # followers (``logs -f``) get the entries as they are written, so none is missed
+        # however fast the files rotate
+        self.listeners: set[Callable[[list[LogEntry]], None]] = set()
         self._fd = -1
         self._ino = 0
         self._offset = 0
@@ -272,6 +281,8 @@ class Shipper:
             entries = [e for e in map(parse_line, data[:end].split(b"\n")[:-1])
                        if e is not None]
             self.writer.write(entries)
+            for listener in list(self.listeners):
+                listener(entries)
             self._offset += end
             shipped += len(entries)
             self._save()
@@ -367,11 +378,12 @@ def log_files(path: str) -> list[str]:
 
 class JsonTail:
     """Reads a json-file log set from its start and then follows it, across rotations: the
-    file it holds open is read to its end before it moves to the new one."""
+    file it holds open is read to its end, then the rotated files it has not read yet
+    (oldest first), then the new current file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._pending = log_files(path)[:-1]
+        self._seen: set[int] = set()  # inodes of the files read to their end
         self._fd = -1
         self._offset = 0
         self._rest = b""
@@ -385,23 +397,31 @@ class JsonTail:
 
     def read(self) -> list[LogEntry]:
         data = b""
-        while self._pending:
-            data += self._read_all(self._pending.pop(0))
         if self._fd < 0:
+            rotated = [(f, _inode(f)) for f in log_files(self.path)[:-1]]
+            self._seen &= {ino for _, ino in rotated}  # a freed inode may come back
+            for name, ino in rotated:
+                if ino and ino not in self._seen:
+                    data += self._read_all(name)
+                    self._seen.add(ino)
             try:
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
                 self._offset = 0
             except FileNotFoundError:
                 return self._parse(data)
         data += self._read_fd()
+        held = os.fstat(self._fd)
         try:
-            moved = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+            moved = os.stat(self.path).st_ino != held.st_ino
         except FileNotFoundError:
             moved = False
-        if moved or os.fstat(self._fd).st_size < self._offset:  # rotated or truncated
+        if moved:  # rotated: ours is complete; what was rotated after it comes next
+            self._seen.add(held.st_ino)
             os.close(self._fd)
             self._fd = -1
             return self._parse(data) + self.read()
+        if held.st_size < self._offset:  # truncated (max-file 1): start again at its top
+            self._offset = 0
         return self._parse(data)
 
     def _read_fd(self) -> bytes:
@@ -421,6 +441,13 @@ class JsonTail:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return 0
 
 
 def select(entries: list[LogEntry], *, stdout: bool, stderr: bool, since: float = 0,
