@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
+from sampan.engine.errors import InvalidParameter
 from sampan.engine.logs import (
     JsonFileWriter,
     JsonTail,
@@ -21,7 +22,6 @@ from sampan.engine.logs import (
     parse_log_config,
     parse_size,
 )
-from sampan.engine.errors import InvalidParameter
 
 from .conftest import DOCKER, Daemon
 
