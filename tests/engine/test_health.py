@@ -135,8 +135,8 @@ def _image_with_healthcheck(directory: str, tag: str) -> str:
     out = os.path.join(directory, "hc.tar")
     with tarfile.open(out, "w") as dest:
         for member in source.getmembers():
-            if member.name in ("manifest.json", "repositories") or member.name.endswith(".json") \
-                    and "/" not in member.name:
+            top_json = member.name.endswith(".json") and "/" not in member.name
+            if member.name in ("manifest.json", "repositories") or top_json:
                 continue
             dest.addfile(member, source.extractfile(member) if member.isfile() else None)
         for entry, data in ((name, blob), ("manifest.json", json.dumps(manifest).encode())):
