@@ -612,8 +612,9 @@ class Containers:
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
         await self.runtime.pause(c.id)
-        c.state.status = "paused"
-        self.store.save(c)
+        if c.state.status == "running":
+            c.state.status = "paused"
+            self.store.save(c)
         self.on_change("pause", c)
 
     async def unpause(self, ref: str) -> None:
@@ -621,8 +622,9 @@ class Containers:
         if c.state.status != "paused":
             raise Conflict(f"Container {c.id} is not paused")
         await self.runtime.resume(c.id)
-        c.state.status = "running"
-        self.store.save(c)
+        if c.state.status == "paused":  # not if it exited as soon as it thawed
+            c.state.status = "running"
+            self.store.save(c)
         self.on_change("unpause", c)
 
     def close(self) -> None:
