@@ -89,6 +89,10 @@ def test_healthy_with_events_and_ps(daemon: Daemon) -> None:
         assert state["Log"][-1]["ExitCode"] == 0 and state["Log"][-1]["Output"] == "ok\n"
         status = daemon.ok("ps", "--filter", f"name={name}", "--format", "{{.Status}}")
         assert status.startswith("Up ") and status.strip().endswith("(healthy)")
+        assert daemon.ok("ps", "-q", "--filter", "health=healthy", "--filter",
+                         f"name={name}").strip()
+        assert not daemon.ok("ps", "-q", "--filter", "health=unhealthy", "--filter",
+                             f"name={name}").strip()
         _until(lambda: len(_health(daemon, name)["Log"]) == 5)
         time.sleep(0.7)
         assert len(_health(daemon, name)["Log"]) == 5

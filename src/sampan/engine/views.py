@@ -126,6 +126,11 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
                                          c.image_id.startswith("sha256:" + v)
                                          for v in values):
             return False
+        if key == "health":
+            current = (c.state.health or {}).get("Status") \
+                if c.state.running and health.parse(c.config) else "none"
+            if current not in values:
+                return False
         if key == "label":
             labels = c.config.get("Labels") or {}
             for want in values:
@@ -135,5 +140,5 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
     return True
 
 
-FILTERS = ("id", "name", "status", "label", "ancestor", "exited")
+FILTERS = ("id", "name", "status", "label", "ancestor", "exited", "health")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
