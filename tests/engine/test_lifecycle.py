@@ -137,3 +137,37 @@ def test_oom_killed(daemon: Daemon) -> None:
         assert daemon.ok("inspect", "--format", "{{.State.OOMKilled}}", fine) == "false\n"
     finally:
         daemon.ok("rm", "-f", name, fine)
+
+
+def test_docker_py_lifecycle(docker_client: object) -> None:
+    """The same features through docker-py: run with a restart policy and a healthcheck,
+    pause, update, stats, logs with since/until."""
+    import docker
+
+    client = docker_client
+    assert isinstance(client, docker.DockerClient)
+    c = client.containers.run(
+        "busybox", ["sh", "-c", "echo hello; sleep 600"], detach=True, name=_name(),
+        restart_policy={"Name": "unless-stopped"}, mem_limit="48m",
+        healthcheck={"test": ["CMD", "true"], "interval": 200_000_000, "retries": 1})
+    try:
+        _until(lambda: (c.reload() or c.attrs["State"].get("Health", {})).get("Status")
+               == "healthy")
+        assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        c.pause()
+        c.reload()
+        assert c.status == "paused"
+        c.unpause()
+        c.update(mem_limit="96m", memswap_limit="192m")
+        c.reload()
+        assert c.attrs["HostConfig"]["Memory"] == 96 * 1024 * 1024
+        sample = c.stats(stream=False)
+        assert sample["memory_stats"]["limit"] == 96 * 1024 * 1024
+        assert sample["precpu_stats"]["system_cpu_usage"] > 0
+        _until(lambda: c.logs() == b"hello\n")
+        assert c.logs(timestamps=True).split(b" ", 1)[1] == b"hello\n"
+        c.stop(timeout=1)
+        c.reload()
+        assert c.status == "exited"
+    finally:
+        c.remove(force=True)
