@@ -10,7 +10,6 @@ import os
 import tarfile
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,20 +18,7 @@ from sampan.engine import health
 from sampan.engine.errors import InvalidParameter
 from sampan.engine.record import Container
 
-from .conftest import FIXTURES, Daemon
-
-
-def _name() -> str:
-    return "h-" + uuid.uuid4().hex[:8]
-
-
-def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from .conftest import FIXTURES, Daemon, unique, until
 
 
 def _health(daemon: Daemon, name: str) -> dict[str, Any]:
@@ -74,7 +60,7 @@ def test_failures_in_start_period_do_not_count() -> None:
 
 
 def test_healthy_with_events_and_ps(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("h")
     since = str(time.time())
     daemon.ok("run", "-d", "--name", name, "--health-cmd", "echo ok; test -e /etc/passwd",
               "--health-interval", "300ms", "--health-start-interval", "100ms",
@@ -83,7 +69,7 @@ def test_healthy_with_events_and_ps(daemon: Daemon) -> None:
         assert _health(daemon, name)["Status"] == "starting"
         assert "(health: starting)" in daemon.ok("ps", "--filter", f"name={name}",
                                                  "--format", "{{.Status}}")
-        _until(lambda: _health(daemon, name)["Status"] == "healthy")
+        until(lambda: _health(daemon, name)["Status"] == "healthy")
         state = _health(daemon, name)
         assert state["FailingStreak"] == 0
         assert state["Log"][-1]["ExitCode"] == 0 and state["Log"][-1]["Output"] == "ok\n"
@@ -93,7 +79,7 @@ def test_healthy_with_events_and_ps(daemon: Daemon) -> None:
                          f"name={name}").strip()
         assert not daemon.ok("ps", "-q", "--filter", "health=unhealthy", "--filter",
                              f"name={name}").strip()
-        _until(lambda: len(_health(daemon, name)["Log"]) == 5)
+        until(lambda: len(_health(daemon, name)["Log"]) == 5)
         time.sleep(0.7)
         assert len(_health(daemon, name)["Log"]) == 5
         events = daemon.ok("events", "--since", since, "--until", str(time.time()),
@@ -104,20 +90,20 @@ def test_healthy_with_events_and_ps(daemon: Daemon) -> None:
 
 
 def test_unhealthy_after_retries_and_timeouts(daemon: Daemon) -> None:
-    failing, slow = _name(), _name()
+    failing, slow = unique("h"), unique("h")
     daemon.ok("run", "-d", "--name", failing, "--health-cmd", "echo bad >&2; exit 1",
               "--health-interval", "200ms", "--health-retries", "2", "busybox", "sleep", "600")
     daemon.ok("run", "-d", "--name", slow, "--health-cmd", "sleep 5",
               "--health-interval", "200ms", "--health-timeout", "300ms",
               "--health-retries", "1", "busybox", "sleep", "600")
     try:
-        _until(lambda: _health(daemon, failing)["Status"] == "unhealthy")
+        until(lambda: _health(daemon, failing)["Status"] == "unhealthy")
         state = _health(daemon, failing)
         assert state["FailingStreak"] >= 2
         assert state["Log"][-1]["ExitCode"] == 1 and state["Log"][-1]["Output"] == "bad\n"
         assert daemon.ok("ps", "--filter", f"name={failing}", "--format",
                          "{{.Status}}").strip().endswith("(unhealthy)")
-        _until(lambda: _health(daemon, slow)["Status"] == "unhealthy")
+        until(lambda: _health(daemon, slow)["Status"] == "unhealthy")
         last = _health(daemon, slow)["Log"][-1]
         assert last["ExitCode"] == -1
         assert last["Output"] == "Health check exceeded timeout (300ms)"
@@ -153,14 +139,14 @@ def _image_with_healthcheck(directory: str, tag: str) -> str:
 def test_image_healthcheck_is_honoured(daemon: Daemon, tmp_path: Any) -> None:
     tag = "hc-" + uuid.uuid4().hex[:6] + ":latest"
     daemon.ok("load", "-i", _image_with_healthcheck(str(tmp_path), tag))
-    name, off = _name(), _name()
+    name, off = unique("h"), unique("h")
     daemon.ok("run", "-d", "--name", name, tag, "sleep", "600")
     daemon.ok("run", "-d", "--name", off, "--no-healthcheck", tag, "sleep", "600")
     try:
         config = json.loads(daemon.ok("inspect", "--format", "{{json .Config.Healthcheck}}",
                                       name))
         assert config["Test"] == ["CMD-SHELL", "echo from-image"]
-        _until(lambda: _health(daemon, name)["Status"] == "healthy")
+        until(lambda: _health(daemon, name)["Status"] == "healthy")
         assert _health(daemon, name)["Log"][-1]["Output"] == "from-image\n"
         assert daemon.ok("inspect", "--format", "{{json .State.Health}}", off).strip() == "null"
     finally:

@@ -6,23 +6,8 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
-from collections.abc import Callable
 
-from .conftest import Daemon
-
-
-def _name() -> str:
-    return "c-" + uuid.uuid4().hex[:8]
-
-
-def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from .conftest import Daemon, unique, until
 
 
 def _cgroup_file(daemon: Daemon, cid: str, controller: str, name: str) -> str:
@@ -36,12 +21,12 @@ def _cgroup_file(daemon: Daemon, cid: str, controller: str, name: str) -> str:
 
 
 def test_pause_and_unpause(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("c")
     since = str(time.time())
     daemon.ok("run", "-d", "--name", name, "busybox", "sh", "-c",
               "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done")
     try:
-        _until(lambda: "tick" in daemon.ok("logs", name))
+        until(lambda: "tick" in daemon.ok("logs", name))
         daemon.ok("pause", name)
         state = json.loads(daemon.ok("inspect", "--format", "{{json .State}}", name))
         assert (state["Status"], state["Running"], state["Paused"]) == ("paused", True, True)
@@ -59,7 +44,7 @@ def test_pause_and_unpause(daemon: Daemon) -> None:
         assert start.returncode != 0 and "unpause" in start.stderr
         daemon.ok("unpause", name)
         assert daemon.ok("inspect", "--format", "{{.State.Status}}", name) == "running\n"
-        _until(lambda: daemon.ok("logs", name).count("tick") > frozen)
+        until(lambda: daemon.ok("logs", name).count("tick") > frozen)
         not_paused = daemon.docker("unpause", name)
         assert not_paused.returncode != 0 and "is not paused" in not_paused.stderr
         daemon.ok("pause", name)
@@ -74,7 +59,7 @@ def test_pause_and_unpause(daemon: Daemon) -> None:
 
 
 def test_update_changes_the_live_cgroup(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("c")
     daemon.ok("run", "-d", "--name", name, "-m", "32m", "busybox", "sleep", "600")
     try:
         cid = daemon.ok("inspect", "--format", "{{.Id}}", name).strip()
@@ -118,7 +103,7 @@ def test_init_runs_tini_as_pid1(daemon: Daemon) -> None:
     # tini reaps a zombie the command leaves and passes the exit code on
     code = daemon.docker("run", "--rm", "--init", "busybox", "sh", "-c", "exit 7")
     assert code.returncode == 7
-    name = _name()
+    name = unique("c")
     daemon.ok("create", "--name", name, "--init", "busybox", "true")
     try:
         assert daemon.ok("inspect", "--format", "{{.HostConfig.Init}}", name) == "true\n"
@@ -127,7 +112,7 @@ def test_init_runs_tini_as_pid1(daemon: Daemon) -> None:
 
 
 def test_oom_killed(daemon: Daemon) -> None:
-    name, fine = _name(), _name()
+    name, fine = unique("c"), unique("c")
     daemon.ok("run", "-d", "--name", name, "-m", "8m", "--memory-swap", "8m", "busybox",
               "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
     daemon.ok("run", "--name", fine, "-m", "8m", "busybox", "true")
@@ -147,11 +132,11 @@ def test_docker_py_lifecycle(docker_client: object) -> None:
     client = docker_client
     assert isinstance(client, docker.DockerClient)
     c = client.containers.run(
-        "busybox", ["sh", "-c", "echo hello; sleep 600"], detach=True, name=_name(),
+        "busybox", ["sh", "-c", "echo hello; sleep 600"], detach=True, name=unique("c"),
         restart_policy={"Name": "unless-stopped"}, mem_limit="48m",
         healthcheck={"test": ["CMD", "true"], "interval": 200_000_000, "retries": 1})
     try:
-        _until(lambda: (c.reload() or c.attrs["State"].get("Health", {})).get("Status")
+        until(lambda: (c.reload() or c.attrs["State"].get("Health", {})).get("Status")
                == "healthy")
         assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         c.pause()
@@ -164,7 +149,7 @@ def test_docker_py_lifecycle(docker_client: object) -> None:
         sample = c.stats(stream=False)
         assert sample["memory_stats"]["limit"] == 96 * 1024 * 1024
         assert sample["precpu_stats"]["system_cpu_usage"] > 0
-        _until(lambda: c.logs() == b"hello\n")
+        until(lambda: c.logs() == b"hello\n")
         assert c.logs(timestamps=True).split(b" ", 1)[1] == b"hello\n"
         c.stop(timeout=1)
         c.reload()

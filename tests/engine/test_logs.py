@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Callable
 
 import pytest
 
@@ -23,20 +21,7 @@ from sampan.engine.logs import (
     parse_size,
 )
 
-from .conftest import DOCKER, Daemon
-
-
-def _name() -> str:
-    return "l-" + uuid.uuid4().hex[:8]
-
-
-def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from .conftest import DOCKER, Daemon, unique, until
 
 
 def _numbers(text: str) -> list[int]:
@@ -79,7 +64,7 @@ def test_writer_rotates_and_tail_follows(tmp_path: os.PathLike[str]) -> None:
 
 
 def test_json_file_on_disk_and_logs_options(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("l")
     daemon.ok("run", "--name", name, "busybox", "sh", "-c",
               "echo out1; echo err1 >&2; sleep 1.2; echo out2; echo err2 >&2")
     try:
@@ -112,7 +97,7 @@ def test_json_file_on_disk_and_logs_options(daemon: Daemon) -> None:
 
 
 def test_rotation_by_max_size_and_max_file(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("l")
     daemon.ok("run", "--name", name, "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
               "busybox", "sh", "-c", "i=1; while [ $i -le 400 ]; do echo $i; i=$((i+1)); done")
     try:
@@ -132,7 +117,7 @@ def test_rotation_by_max_size_and_max_file(daemon: Daemon) -> None:
 
 
 def test_follow_across_rotations(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("l")
     daemon.ok("run", "-d", "--name", name, "--log-opt", "max-size=1k", "--log-opt",
               "max-file=2", "busybox", "sh", "-c",
               "sleep 1; i=1; while [ $i -le 300 ]; do echo $i; i=$((i+1)); "
@@ -148,15 +133,15 @@ def test_follow_across_rotations(daemon: Daemon) -> None:
 
 
 def test_logs_kept_while_sampand_is_down(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("l")
     daemon.ok("run", "-d", "--name", name, "busybox", "sh", "-c",
               "i=1; while [ $i -le 40 ]; do echo $i; i=$((i+1)); sleep 0.1; done; sleep 600")
     try:
-        _until(lambda: 3 in _numbers(daemon.ok("logs", name)))
+        until(lambda: 3 in _numbers(daemon.ok("logs", name)))
         daemon.stop(signal.SIGKILL)
         time.sleep(2.0)
         daemon.start()
-        _until(lambda: 40 in _numbers(daemon.ok("logs", name)))
+        until(lambda: 40 in _numbers(daemon.ok("logs", name)))
         assert _numbers(daemon.ok("logs", name)) == list(range(1, 41))
         # and once more across a clean restart of sampand
         daemon.stop()
@@ -167,7 +152,7 @@ def test_logs_kept_while_sampand_is_down(daemon: Daemon) -> None:
 
 
 def test_none_driver(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("l")
     daemon.ok("run", "--name", name, "--log-driver", "none", "busybox", "echo", "hi")
     try:
         assert daemon.ok("inspect", "--format", "{{.LogPath}}", name).strip() == ""

@@ -6,25 +6,10 @@ from __future__ import annotations
 import json
 import signal
 import time
-import uuid
-from collections.abc import Callable
 
 from sampan.engine.restart import Backoff, wants_restart
 
-from .conftest import Daemon
-
-
-def _name() -> str:
-    return "r-" + uuid.uuid4().hex[:8]
-
-
-def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from .conftest import Daemon, unique, until
 
 
 def _state(daemon: Daemon, name: str) -> tuple[str, int, int]:
@@ -55,12 +40,12 @@ def test_policy_decisions() -> None:
 
 
 def test_on_failure_retries_then_gives_up(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("r")
     since = str(time.time())
     daemon.ok("run", "-d", "--name", name, "--restart", "on-failure:2", "busybox",
               "sh", "-c", "echo run; exit 3")
     try:
-        _until(lambda: _state(daemon, name) == ("exited", 2, 3))
+        until(lambda: _state(daemon, name) == ("exited", 2, 3))
         time.sleep(1.0)  # no third try
         assert _state(daemon, name) == ("exited", 2, 3)
         assert daemon.ok("logs", name).count("run") == 3
@@ -77,11 +62,11 @@ def test_on_failure_retries_then_gives_up(daemon: Daemon) -> None:
 
 
 def test_always_restarts_until_stopped(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("r")
     daemon.ok("run", "-d", "--name", name, "--restart", "always", "busybox",
               "sh", "-c", "sleep 0.3")
     try:
-        _until(lambda: _state(daemon, name)[1] >= 2)
+        until(lambda: _state(daemon, name)[1] >= 2)
         daemon.ok("stop", "-t", "1", name)
         status, count, _ = _state(daemon, name)
         assert status == "exited"
@@ -96,12 +81,12 @@ def test_always_restarts_until_stopped(daemon: Daemon) -> None:
 
 
 def test_restarting_shows_in_ps_and_needs_force_to_remove(daemon: Daemon) -> None:
-    name = _name()
+    name = unique("r")
     # fails at once, again and again: the back-off grows past a second after a few tries
     daemon.ok("run", "-d", "--name", name, "--restart", "always", "busybox", "false")
     try:
-        _until(lambda: _state(daemon, name)[1] >= 5)
-        _until(lambda: _state(daemon, name)[0] == "restarting")
+        until(lambda: _state(daemon, name)[1] >= 5)
+        until(lambda: _state(daemon, name)[0] == "restarting")
         status = daemon.ok("ps", "-a", "--filter", f"name={name}", "--format", "{{.Status}}")
         assert status.startswith("Restarting (1)")
         result = daemon.docker("rm", name)
@@ -135,7 +120,7 @@ def test_restart_policies_across_kill9_of_sampand(daemon: Daemon) -> None:
     """Issue 4, check 3: a restart=always container that exits while sampand is down is
     restarted when it comes back; unless-stopped stopped by the user stays stopped; always
     stopped by the user is started again (docker's rule at daemon start)."""
-    exits, stopped_us, stopped_always = _name(), _name(), _name()
+    exits, stopped_us, stopped_always = unique("r"), unique("r"), unique("r")
     daemon.ok("run", "-d", "--name", exits, "--restart", "always", "busybox",
               "sh", "-c", "sleep 1; echo ran; exit 5")
     daemon.ok("run", "-d", "--name", stopped_us, "--restart", "unless-stopped", "busybox",
@@ -149,14 +134,14 @@ def test_restart_policies_across_kill9_of_sampand(daemon: Daemon) -> None:
         daemon.stop(signal.SIGKILL)
         time.sleep(1.8)  # ``exits`` exits while no daemon runs
         daemon.start()
-        _until(lambda: _state(daemon, exits)[0] == "running"
+        until(lambda: _state(daemon, exits)[0] == "running"
                and daemon.ok("inspect", "--format", "{{.State.Pid}}", exits).strip()
                != first_pid)
         assert _state(daemon, exits)[1] >= 1
         assert _state(daemon, stopped_us)[0] == "exited"
-        _until(lambda: _state(daemon, stopped_always)[0] == "running")
+        until(lambda: _state(daemon, stopped_always)[0] == "running")
         time.sleep(0.5)
         assert _state(daemon, stopped_us)[0] == "exited"
-        _until(lambda: daemon.ok("logs", exits).count("ran") >= 1)
+        until(lambda: daemon.ok("logs", exits).count("ran") >= 1)
     finally:
         daemon.ok("rm", "-f", exits, stopped_us, stopped_always)
