@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import run
 from run import ROOT, Result, interleave, write_report
 from tests.images.dockerd import private_dockerd
 
@@ -179,27 +178,12 @@ CASES = {"pull": case_pull, "unpack": case_unpack}
 
 
 def report(results: list[Result], throughput: list[Throughput]) -> None:
-    """bench/run.py's table (written in a scratch directory, then renamed) and a table of
-    throughputs below it."""
-    with tempfile.TemporaryDirectory() as scratch:
-        run.HERE = scratch  # write_report writes results.md and results.json into HERE
-        try:
-            write_report(results)
-        finally:
-            run.HERE = HERE
-        with open(os.path.join(scratch, "results.json")) as f:
-            document = json.load(f)
-        with open(os.path.join(scratch, "results.md")) as f:
-            table = f.read()
-    document["throughput"] = [vars(t) for t in throughput]
-    with open(os.path.join(HERE, "results-images.json"), "w") as f:
-        json.dump(document, f, indent=2)
+    """bench/run.py's table with a table of throughputs below it."""
     lines = ["", "| case | contender | MiB per run | MiB/s |", "|---|---|---|---|"]
     lines += [f"| {t.case} | {t.contender} | {t.megabytes} | {t.mb_per_s} |"
               for t in throughput]
-    with open(os.path.join(HERE, "results-images.md"), "w") as f:
-        f.write(table + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(results, "results-images", "\n".join(lines) + "\n",
+                 {"throughput": [vars(t) for t in throughput]})
 
 
 def main() -> int:

@@ -100,10 +100,12 @@ def case_runtime(reps: int) -> list[Result]:
 CASES = {"runtime": case_runtime}
 
 
-def write_report(results: list[Result]) -> None:
-    with open(os.path.join(HERE, "results.json"), "w") as f:
+def write_report(results: list[Result], name: str = "results", extra_md: str = "",
+                 extra_json: dict[str, object] | None = None) -> None:
+    """``<name>.md`` (the table of medians and ratios, then ``extra_md``) and ``<name>.json``."""
+    with open(os.path.join(HERE, f"{name}.json"), "w") as f:
         json.dump({"machine": platform.node(), "cpus": os.cpu_count(),
-                   "results": [asdict(r) for r in results]}, f, indent=2)
+                   "results": [asdict(r) for r in results], **(extra_json or {})}, f, indent=2)
     lines = ["| case | contender | median (ms) | IQR (ms) | n | sampan / this |",
              "|---|---|---|---|---|---|"]
     by_case: dict[str, list[Result]] = {}
@@ -112,12 +114,13 @@ def write_report(results: list[Result]) -> None:
     for case, rows in by_case.items():
         ours = next((r for r in rows if r.contender.startswith("sampan")), None)
         for r in rows:
-            ratio = f"{ours.median_ms / r.median_ms:.2f}×" if ours and r is not ours else ""
+            ratio = f"{ours.median_ms / r.median_ms:.2f}×" if ours and r is not ours else ""  # noqa: RUF001
             lines.append(f"| {case} | {r.contender} | {r.median_ms} | {r.iqr_ms} | "
                          f"{r.samples} | {ratio} |")
-    with open(os.path.join(HERE, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = "\n".join(lines) + "\n" + extra_md
+    with open(os.path.join(HERE, f"{name}.md"), "w") as f:
+        f.write(text)
+    print(text)
 
 
 def main() -> int:

@@ -16,9 +16,12 @@ DOCKER = "/usr/bin/docker"
 
 
 @contextmanager
-def private_dockerd(work: str, *extra: str) -> Iterator[list[str]]:
+def private_dockerd(work: str, *extra: str, netns: str | None = None,
+                    client: str = DOCKER) -> Iterator[list[str]]:
     """Start dockerd under ``work`` (with ``extra`` arguments); yield the client command
-    line; stop it by its pid and unmount what it left."""
+    line; stop it by its pid and unmount what it left. Given ``netns`` (a name under
+    /run/netns), dockerd runs in that network namespace with its default bridge and
+    iptables rules, which all go with the namespace."""
     if shutil.which("dockerd") is None:
         raise RuntimeError("dockerd is missing: scripts/install.sh installs docker.io")
     base = os.path.join(work, "docker")
@@ -26,22 +29,24 @@ def private_dockerd(work: str, *extra: str) -> Iterator[list[str]]:
     os.makedirs(base)
     namespace = f"sampan-{os.getpid()}"
     with open(os.path.join(base, "dockerd.log"), "wb") as log:
+        isolation = (["--bridge=none", "--iptables=false", "--ip6tables=false",
+                      "--ip-masq=false"] if netns is None else [])
+        enter = [] if netns is None else ["nsenter", f"--net=/run/netns/{netns}"]
         daemon = subprocess.Popen(
-            ["dockerd", "--data-root", f"{base}/data", "--exec-root", f"{base}/exec",
-             "--pidfile", f"{base}/dockerd.pid", "-H", f"unix://{sock}", "--bridge=none",
-             "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+            [*enter, "dockerd", "--data-root", f"{base}/data", "--exec-root", f"{base}/exec",
+             "--pidfile", f"{base}/dockerd.pid", "-H", f"unix://{sock}", *isolation,
              "--containerd-namespace", namespace, "--containerd-plugins-namespace",
              f"{namespace}-plugins", *extra], stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
-    client = [DOCKER, "-H", f"unix://{sock}"]
+    argv = [client, "-H", f"unix://{sock}"]
     try:
         deadline = time.monotonic() + 60
-        while subprocess.run([*client, "version"], capture_output=True).returncode != 0:
+        while subprocess.run([*argv, "version"], capture_output=True).returncode != 0:
             if daemon.poll() is not None or time.monotonic() > deadline:
                 with open(os.path.join(base, "dockerd.log"), errors="replace") as f:
                     raise RuntimeError("dockerd did not start: " + f.read()[-2000:])
             time.sleep(0.2)
-        yield client
+        yield argv
     finally:
         os.kill(daemon.pid, signal.SIGTERM)
         try:

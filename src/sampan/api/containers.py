@@ -128,7 +128,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 async def delete(request: web.Request) -> web.Response:
     await engine_of(request).containers.remove(request.match_info["id"],
-                                               force=flag(request, "force"))
+                                               force=flag(request, "force"),
+                                               volumes=flag(request, "v"))
     return web.Response(status=204)
 
 
@@ -263,7 +264,7 @@ async def top_(request: web.Request) -> web.Response:
     c = engine.containers.get(request.match_info["id"])
     if not c.state.running:
         raise Conflict(f"Container {c.id} is not running")
-    pids = await engine.runtime.pids(c.id)
+    pids = await engine.containers.runtime_of(c).pids(c.id)
     return reply(await top(pids, request.query.get("ps_args") or "-ef"))
 
 
@@ -314,10 +315,10 @@ async def stats_(request: web.Request) -> web.StreamResponse:
             await response.write(json.dumps(stats.not_running(c)).encode() + b"\n")
         else:
             if not stream and not one_shot:  # as dockerd: a sample before, for the CPU %
-                previous = await stats.sample(engine.runtime, c)
+                previous = await stats.sample(engine.containers.runtime_of(c), c)
                 await asyncio.sleep(STATS_INTERVAL)
             while c.state.running:
-                current = await stats.sample(engine.runtime, c)
+                current = await stats.sample(engine.containers.runtime_of(c), c)
                 doc = stats.with_previous(dict(current), previous)
                 await response.write(json.dumps(doc).encode() + b"\n")
                 if not stream:

@@ -103,15 +103,15 @@ def parse_log_config(raw: Any) -> LogOptions:
     if not isinstance(config, dict):
         raise InvalidParameter("HostConfig.LogConfig.Config: expected an object")
     known = ("max-size", "max-file", "compress", "labels", "labels-regex", "env",
-             "env-regex", "tag") if driver == "json-file" else ()
+             "env-regex", "tag", "mode", "max-buffer-size") if driver == "json-file" else ()
     for key, value in config.items():
         if key not in known:
             raise InvalidParameter(f"unknown log opt '{key}' for {driver} log driver")
         if not isinstance(value, str):
             raise InvalidParameter(f"HostConfig.LogConfig.Config.{key}: expected string")
-    if config.get("compress") not in (None, "", "false"):
-        raise InvalidParameter("HostConfig.LogConfig.Config.compress: compressed rotation "
-                               "is not supported")
+    if config.get("compress") not in (None, "", "true", "false", "1", "0"):
+        raise InvalidParameter(f"HostConfig.LogConfig.Config.compress: "
+                               f"{config['compress']!r} is not a boolean")
     max_size = 0
     if config.get("max-size"):
         try:
@@ -129,6 +129,8 @@ def parse_log_config(raw: Any) -> LogOptions:
                 from None
         if max_file < 1:
             raise InvalidParameter("max-file cannot be less than 1")
+        if max_file > 1 and not max_size:
+            raise InvalidParameter("max-file cannot be set when max-size is not set")
     return LogOptions(driver, max_size, max_file)
 
 

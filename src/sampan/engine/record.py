@@ -71,6 +71,7 @@ class Container:
     restart_count: int = 0
     manually_stopped: bool = False  # by stop or kill: restart policies hold back (``restart``)
     mounted: bool = False  # the root filesystem is mounted at <dir>/rootfs
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # mounts.MountPoint's
 
     @property
     def tty(self) -> bool:

@@ -68,7 +68,7 @@ async def update(containers: Containers, ref: str, body: Any) -> list[str]:
         path = os.path.join(containers.directory(c), "update.json")
         with open(path, "w") as f:
             json.dump(resources, f)
-        await containers.runtime.update(c.id, path)
+        await containers.runtime_of(c).update(c.id, path)
     c.host_config = new
     containers.store.save(c)
     containers.on_change("update", c)
