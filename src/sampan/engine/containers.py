@@ -157,9 +157,15 @@ class Containers:
         """HostConfig with the daemon's runtime and log config where it names none."""
         if self.runtimes is not None:
             host["Runtime"] = self.runtimes.resolve(host.get("Runtime"))
-        if not (host.get("LogConfig") or {}).get("Type"):
-            default = self.defaults.log_config
-            host["LogConfig"] = {"Type": default["Type"], "Config": dict(default["Config"])}
+        # dockerd's mergeAndVerifyLogConfig: the default driver where none is named, and
+        # with the default driver, the default options the request does not set
+        given = host.get("LogConfig") or {}
+        default = self.defaults.log_config
+        driver = given.get("Type") or default["Type"]
+        options = dict(given.get("Config") or {})
+        if driver == default["Type"]:
+            options = {**default["Config"], **options}
+        host["LogConfig"] = {"Type": driver, "Config": options}
         return host
 
     def _live_of(self, c: Container) -> _Live:
