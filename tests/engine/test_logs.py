@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -61,6 +62,21 @@ def test_writer_rotates_and_tail_follows(tmp_path: os.PathLike[str]) -> None:
     with open(path, "rb") as f:
         first = json.loads(f.readline())
     assert first["stream"] == "stdout" and first["time"].endswith("Z")
+
+
+def test_compressed_rotation(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "c-json.log")
+    options = parse_log_config({"Config": {"max-size": "300", "max-file": "3",
+                                           "compress": "true"}})
+    assert options.compress
+    writer = JsonFileWriter(path, options)
+    for i in range(60):
+        writer.write([LogEntry("2024-01-01T00:00:00.000000001Z", "stderr", b"%d\n" % i)])
+    assert sorted(os.listdir(tmp_path)) == ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]
+    with gzip.open(path + ".1.gz") as f:
+        assert json.loads(f.readline())["stream"] == "stderr"
+    kept = [int(e.data) for e in JsonTail(path).read()]
+    assert kept[-1] == 59 and kept == list(range(kept[0], 60))
 
 
 def test_json_file_on_disk_and_logs_options(daemon: Daemon) -> None:

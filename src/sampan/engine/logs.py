@@ -5,7 +5,7 @@ none) and rotates a k8s-file only by replacing it, keeping one file and losing t
 So conmon writes a k8s-file *journal* (``<dir>/journal.log``: ``<time> <stream> <F|P>
 <text>`` lines) and sampand ships it into ``<dir>/<id>-json.log`` as dockerd's json-file
 driver writes it (``{"log":…,"stream":…,"time":…}`` a line, rotated into ``.1`` … ``.N-1``
-by max-size and max-file). Why this split:
+by max-size and max-file, gzipped as ``.1.gz`` … with compress). Why this split:
 
 - containers keep logging while sampand is down: conmon writes the journal on its own
   (conmon costs about 2 MB; a second writer process per container would cost more);
@@ -72,6 +72,7 @@ class LogOptions:
     driver: str = "json-file"
     max_size: int = 0  # bytes; 0: no rotation
     max_file: int = 1
+    compress: bool = False  # rotated files gzipped (``.1.gz``)
 
     @property
     def journal_limit(self) -> int:
@@ -131,7 +132,7 @@ def parse_log_config(raw: Any) -> LogOptions:
             raise InvalidParameter("max-file cannot be less than 1")
         if max_file > 1 and not max_size:
             raise InvalidParameter("max-file cannot be set when max-size is not set")
-    return LogOptions(driver, max_size, max_file)
+    return LogOptions(driver, max_size, max_file, config.get("compress") in ("true", "1"))
 
 
 def parse_time(text: str) -> float:
@@ -221,13 +222,27 @@ class JsonFileWriter:
             with suppress(FileNotFoundError):
                 os.truncate(self.path, 0)
             return
-        with suppress(FileNotFoundError):
-            os.unlink(f"{self.path}.{keep - 1}")
+        suffix = ".gz" if self.options.compress else ""
+        for name in (f"{self.path}.{keep - 1}", f"{self.path}.{keep - 1}.gz"):
+            with suppress(FileNotFoundError):
+                os.unlink(name)
         for n in range(keep - 2, 0, -1):
             with suppress(FileNotFoundError):
-                os.rename(f"{self.path}.{n}", f"{self.path}.{n + 1}")
+                os.rename(f"{self.path}.{n}{suffix}", f"{self.path}.{n + 1}{suffix}")
+        if not self.options.compress:
+            with suppress(FileNotFoundError):
+                os.rename(self.path, f"{self.path}.1")
+            return
+        import gzip
+        import shutil
+
+        tmp = f"{self.path}.1.gz.tmp"
+        with suppress(FileNotFoundError), open(self.path, "rb") as src, \
+                gzip.open(tmp, "wb") as dest:
+            shutil.copyfileobj(src, dest)
         with suppress(FileNotFoundError):
-            os.rename(self.path, f"{self.path}.1")
+            os.rename(tmp, f"{self.path}.1.gz")
+            os.unlink(self.path)
 
 
 class Shipper:
@@ -369,11 +384,16 @@ class Shippers:
 # Reading ----------------------------------------------------------------------------------
 
 def log_files(path: str) -> list[str]:
-    """The json-file set, oldest first: ``path.N`` … ``path.1``, ``path``."""
+    """The json-file set, oldest first: ``path.N`` … ``path.1`` (or ``path.N.gz`` …),
+    ``path``."""
     rotated = []
     n = 1
-    while os.path.exists(f"{path}.{n}"):
-        rotated.append(f"{path}.{n}")
+    while True:
+        name = next((f"{path}.{n}{s}" for s in ("", ".gz") if os.path.exists(f"{path}.{n}{s}")),
+                    None)
+        if name is None:
+            break
+        rotated.append(name)
         n += 1
     return [*reversed(rotated), path]
 
@@ -392,6 +412,11 @@ class JsonTail:
 
     def _read_all(self, name: str) -> bytes:
         try:
+            if name.endswith(".gz"):
+                import gzip
+
+                with gzip.open(name, "rb") as g:
+                    return g.read()
             with open(name, "rb") as f:
                 return f.read()
         except FileNotFoundError:
