@@ -11,8 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Conflict, EngineError, InvalidParameter, stats, update, views
+from ..engine import Conflict, EngineError, InvalidParameter, netviews, stats, update, views
 from ..engine import logs as logfile
+from ..engine.attach import parse_detach_keys
+from ..engine.df import add_sizes
 from ..engine.record import Container
 from ..engine.top import top
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
@@ -56,7 +58,8 @@ async def inspect(request: web.Request) -> web.Response:
     log_path = engine.containers.log_path(c) \
         if engine.containers.log_options(c).driver != "none" else ""
     return reply(views.inspect(c, engine.containers.directory(c), log_path,
-                               _graph(request, c)))
+                               _graph(request, c),
+                               network=netviews.container_settings(engine.networking, c)))
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -75,7 +78,13 @@ async def list_(request: web.Request) -> web.Response:
               and views.matches(c, wanted)]
     if limit and limit > 0:
         chosen = chosen[:limit]
-    return reply([views.summary(c) for c in chosen])
+    out = []
+    for c in chosen:
+        settings = netviews.container_settings(engine.networking, c)
+        out.append(views.summary(c, settings, netviews.port_list(settings)))
+    if flag(request, "size"):
+        await asyncio.to_thread(add_sizes, engine.images, chosen, out)
+    return reply(out)
 
 
 async def start(request: web.Request) -> web.Response:
@@ -206,8 +215,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
                                "logs")
     want_in = flag(request, "stdin")
     want_out, want_err = flag(request, "stdout"), flag(request, "stderr")
+    detach_keys = parse_detach_keys(request.query.get("detachKeys"))
     att = containers.attach(c.id, stdin=want_in, stdout=want_out, stderr=want_err)
+    if c.tty and att.stdin:
+        att.watch_for_detach(detach_keys)
     response, conn = await hijack(request, RAW_STREAM if c.tty else MULTIPLEXED_STREAM)
+    conn.on_lost(att.stop)
     try:
         if flag(request, "logs"):
             past = logfile.JsonTail(containers.log_path(c))
@@ -219,6 +232,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
                     await conn.write(entry.data if c.tty else frame(stream, entry.data))
         if flag(request, "stream"):
             await pump(conn, att, c.tty)
+            if att.detached:
+                containers.on_change("detach", c)
     finally:
         att.close()
         conn.close()
