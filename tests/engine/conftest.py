@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -156,3 +157,18 @@ def docker_client(daemon: Daemon) -> Iterator[object]:
     client = docker.DockerClient(base_url=daemon.host, version="auto", timeout=60)
     yield client
     client.close()
+
+
+def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for ``check`` to hold, polling every 0.1 s; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def unique(prefix: str) -> str:
+    """A container name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

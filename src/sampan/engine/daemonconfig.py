@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..oci.decode import DecodeError, decode
 from ..security.options import UNCONFINED, SecurityDefaults
+from .logs import parse_size  # json-file's sizes, as its driver reads them
 
 if TYPE_CHECKING:
     from ..network.ipam import Pool
@@ -38,7 +39,6 @@ JSON_FILE_OPTS = ("max-size", "max-file", "compress", "labels", "labels-regex", 
                   "env-regex", "tag", "mode", "max-buffer-size")
 ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as")
-_SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -286,15 +286,6 @@ def _check_mirror(mirror: str) -> None:
     if scheme not in ("http", "https"):
         raise ConfigError(f"registry-mirrors: invalid mirror: unsupported scheme {scheme!r} "
                           f"in {mirror!r}")
-
-
-def parse_size(text: str) -> int:
-    """A size as docker's units.RAMInBytes reads it (10m, 1.5g, 512k, 4096)."""
-    match = _SIZE_RE.match(text.strip())
-    if not match:
-        raise ValueError(text)
-    scale = 1024 ** "bkmgtp".index((match.group(2) or "b").lower())
-    return int(float(match.group(1)) * scale)
 
 
 def _check_log(c: DaemonConfig) -> None:

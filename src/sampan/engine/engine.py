@@ -23,6 +23,7 @@ from .daemonconfig import (
 )
 from .events import Event, EventLog
 from .execs import Execs
+from .health import Healthchecks
 from .mounts import Mounts
 from .networking import Networking
 from .ociruntime import OCIRuntime
@@ -90,6 +91,10 @@ class Engine:
         self.containers.defaults = options.container_defaults
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
+        self.health = Healthchecks(
+            self.execs, lambda c, status: self._container_event(f"health_status: {status}", c),
+            self.containers.store.save)
+        self.containers.watchers.append(self.health)
         from ..volumes import VolumeService
 
         self.volumes = VolumeService(os.path.join(options.data_root, "volumes"),
@@ -106,6 +111,7 @@ class Engine:
     async def stop_all(self) -> None:
         """Stop every running container (sampand stopping with live-restore off)."""
         running = [c for c in self.containers.all() if c.state.running]
+        self.containers.shutting_down = True
 
         async def stop(c: Container) -> Any:
             try:
@@ -135,6 +141,7 @@ class Engine:
             self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
 
     def close(self) -> None:
+        self.health.close()
         self.containers.close()
         self.networking.run_sync(self.networking.close,
                                  any(c.state.running for c in self.containers.all()))
