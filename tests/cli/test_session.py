@@ -392,3 +392,18 @@ def test_detach_keys(sampan: Cli) -> None:
         assert sampan.ok("inspect", "-f", "{{.State.Running}}", "detached") == "true\n"
     finally:
         sampan.run("rm", "-f", "detached")
+
+
+def test_stats(sampan: Cli, cli_daemon: Daemon) -> None:
+    sampan.ok("run", "-d", "--name", "measured", "busybox", "sleep", "300")
+    try:
+        ours = sampan.ok("stats", "--no-stream", "measured").splitlines()
+        theirs = cli_daemon.ok("stats", "--no-stream", "measured").splitlines()
+        # widths follow the values, which move (network counters): compare the words
+        assert ours[0].split() == theirs[0].split()
+        assert len(ours[1].split()) == len(theirs[1].split()), (ours, theirs)
+        assert ours[1].split()[1] == "measured" and ours[1].split()[-1] == "1"
+        assert sampan.ok("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}",
+                         "measured") == "measured 1\n"
+    finally:
+        sampan.run("rm", "-f", "measured")
