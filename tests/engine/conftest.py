@@ -36,6 +36,10 @@ class Daemon:
         self.data_root = os.path.join(base, "data")
         self.exec_root = os.path.join(base, "exec")
         self.cgroup_parent = f"/sampan-test-{os.getpid()}"
+        # A default bridge (and so an nft table) of its own: a test daemon never touches
+        # another sampand's, nor does one test daemon's shutdown remove another's.
+        self.bridge = "sb" + "".join(ch for ch in os.path.basename(base) if ch.isalnum())[-10:]
+        self.nft_table = "sampan_" + self.bridge
         self.log = os.path.join(base, "sampand.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "DOCKER_HOST": self.host,
@@ -46,7 +50,8 @@ class Daemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [SAMPAND, "-H", self.host, "--data-root", self.data_root,
-                 "--exec-root", self.exec_root, "--cgroup-parent", self.cgroup_parent],
+                 "--exec-root", self.exec_root, "--cgroup-parent", self.cgroup_parent,
+                 "--bridge", self.bridge],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

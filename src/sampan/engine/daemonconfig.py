@@ -97,6 +97,9 @@ class DaemonConfig:
     log_opts: dict[str, str] = field(default_factory=dict, metadata=_key("log-opts"))
     default_address_pools: list[AddressPoolEntry] = field(
         default_factory=list, metadata=_key("default-address-pools"))
+    # The default network's bridge; its nftables table is named after it, so that two
+    # sampands (a test's and a user's) never share or remove each other's.
+    bridge: str = field(default="sampan0", metadata=_key("bridge"))
     runtimes: dict[str, RuntimeEntry] = field(default_factory=dict, metadata=_key("runtimes"))
     default_runtime: str = field(default=DEFAULT_RUNTIME, metadata=_key("default-runtime"))
     # Containers outlive sampand unless this is false (then they are stopped with it).
@@ -153,6 +156,7 @@ class DaemonConfig:
             default_runtime=self.default_runtime,
             insecure_registries=list(self.insecure_registries),
             registry_mirrors=list(self.registry_mirrors), address_pools=self.address_pools(),
+            bridge=self.bridge,
             container_defaults=self.container_defaults(), live_restore=self.live_restore,
             debug=self.debug)
 
@@ -243,6 +247,10 @@ def validate(c: DaemonConfig) -> None:
     _check_log(c)
     for i, pool in enumerate(c.default_address_pools):
         _check_pool(pool, f"default-address-pools[{i}]")
+    if not 0 < len(c.bridge) <= 15 or not all(ch.isalnum() or ch in "_.-" for ch in c.bridge) \
+            or c.bridge in ("none", ".", ".."):
+        raise ConfigError(f"bridge: {c.bridge!r} is not a valid interface name (1-15 letters, "
+                          "digits, '_', '.', '-')")
     _check_runtimes(c)
     for name, limit in c.default_ulimits.items():
         _check_ulimit(name, limit)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..images import ImageStore
+from ..network.bridge import DEFAULT_BRIDGE
 from ..network.ipam import DEFAULT_POOLS, Pool
 from . import monitor
 from .containers import Containers, set_subreaper
@@ -62,6 +63,7 @@ class EngineOptions:
     registry_mirrors: list[str] = field(default_factory=list)
     # default-address-pools for the bridge networks' IPAM.
     address_pools: list[Pool] = field(default_factory=lambda: list(DEFAULT_POOLS))
+    bridge: str = DEFAULT_BRIDGE  # the default network's bridge (and its nft table's name)
     container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     live_restore: bool = True  # false: containers are stopped when sampand stops
     debug: bool = False
@@ -82,7 +84,7 @@ class Engine:
         self.runtimes = Runtimes(self._runtime_entries(), options.default_runtime,
                                  self.monitors.runtime_root)
         self.networking = Networking(options.data_root, options.exec_root,
-                                     pools=options.address_pools)
+                                     pools=options.address_pools, bridge=options.bridge)
         self.containers = Containers(
             self.images, ContainerStore(os.path.join(options.data_root, "containers")),
             self.monitors, self.runtime, options.cgroup_parent, network=self.networking)
