@@ -19,15 +19,17 @@ def _state(engine: Engine, cid: str) -> dict[str, object]:
 
 
 def test_fork_bomb_held_by_pids_limit(engine: Engine) -> None:
+    """A bomb that forks without end, each child living on: it fills the container's pids
+    limit and no more, while other containers still start."""
     cid = engine.ok("run", "-d", "--pids-limit", str(PIDS_LIMIT), IMAGE, "sh", "-c",
-                    "b() { b | b & }; b; sleep 60").strip()
+                    "while :; do (while :; do sleep 1; done) & done").strip()
     try:
         most = 0
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
             most = max(most, len(engine.host_pids(cid)))
             time.sleep(0.05)
-        assert PIDS_LIMIT // 2 < most <= PIDS_LIMIT, (engine.name, most)
+        assert PIDS_LIMIT - 8 <= most <= PIDS_LIMIT, (engine.name, most)
         assert engine.ok("run", "--rm", IMAGE, "echo", "still-starting").strip() == \
             "still-starting"
     finally:
@@ -47,7 +49,7 @@ def test_memory_bomb_killed_inside_only(engine: Engine) -> None:
         assert state["ExitCode"] == 137 and state["OOMKilled"] is True, (engine.name, state)
         assert engine.pid == daemon and engine.alive()
         assert _state(engine, bystander)["Running"] is True
-        assert engine.ok("exec", bystander, "echo", "alive").strip() == "alive"
+        assert engine.docker("exec", bystander, "echo", "alive").stdout.strip() == "alive"
     finally:
         engine.docker("rm", "-f", "sampan-memory-bomb", bystander, timeout=120)
 
@@ -64,8 +66,8 @@ def test_log_flood_does_not_grow_the_engine(engine: Engine) -> None:
             peak = max(peak, engine.rss_kib())
             time.sleep(0.2)
         assert _state(engine, cid)["ExitCode"] == 0
-        tail = engine.ok("logs", "--tail", "2", cid).split()
-        assert tail and all(word == line for word in tail), (engine.name, tail[:1])
+        tail = engine.ok("logs", "--tail", "3", cid).split()
+        assert line in tail, (engine.name, tail[:1])
         # Reading the whole log back streams it through the engine.
         peak = max(peak, _streamed_peak(engine, ["logs", cid]))
         # So does an attached run.
@@ -93,18 +95,25 @@ def _streamed_peak(engine: Engine, args: list[str]) -> int:
 
 
 def test_full_writable_layer_does_not_stop_others(engine: Engine) -> None:
-    """The data root is a tmpfs of its own (conftest): the container fills it to the
-    last byte. The filler sees ENOSPC; the engine answers; a container created before can
-    still start and run; and once the filler is gone, new containers start again."""
-    waiting = engine.ok("create", IMAGE, "echo", "started-while-full").strip()
-    filler = engine.docker("run", "--name", "sampan-filler", IMAGE, "sh", "-c",
-                           "dd if=/dev/zero of=/fill bs=1M; echo dd-exit=$?", timeout=120)
+    """The data root is a tmpfs of its own (conftest), shared by the engine's records and
+    the writable layers as on a real host: a container fills it to the last byte. The
+    filler sees ENOSPC and its exit is reported; the engine answers; a container running
+    beside it goes on running; once the filler is removed, a container created before
+    and new ones start. (Starting a container while the data root is full fails under
+    dockerd too: it writes the container's hosts file there.)"""
+    bystander = engine.ok("run", "-d", IMAGE, "sleep", "600").strip()
+    waiting = engine.ok("create", IMAGE, "echo", "started-after").strip()
     try:
+        filler = engine.docker("run", "--name", "sampan-filler", IMAGE, "sh", "-c",
+                               "dd if=/dev/zero of=/fill bs=1M; echo dd-exit=$?",
+                               timeout=120)
         assert "No space left on device" in filler.stdout + filler.stderr, \
             (engine.name, filler)
         assert engine.alive()
+        assert _state(engine, bystander)["Running"] is True
+        engine.ok("rm", "-f", "sampan-filler", timeout=120)
         started = engine.docker("start", "-a", waiting, timeout=60)
-        assert started.stdout.strip() == "started-while-full", (engine.name, started)
+        assert started.stdout.strip() == "started-after", (engine.name, started)
+        assert engine.ok("run", "--rm", IMAGE, "echo", "after").strip() == "after"
     finally:
-        engine.docker("rm", "-f", "sampan-filler", waiting, timeout=120)
-    assert engine.ok("run", "--rm", IMAGE, "echo", "after").strip() == "after"
+        engine.docker("rm", "-f", "sampan-filler", waiting, bystander, timeout=120)

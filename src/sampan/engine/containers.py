@@ -304,7 +304,12 @@ class Containers:
         c.state.pid = 0
         c.state.finished_at = rfc3339(int(when * 1e9) if when else None)
         await self._teardown(c)
-        self.store.save(c)
+        try:
+            self.store.save(c)
+        except OSError as exc:
+            # A full data root (a container filled it) must not hide the exit from those
+            # waiting; the state stays in memory and is saved with the next change.
+            log.error("recording the exit of %s: %s", c.id[:12], exc)
         self._wake(c, ExitStatus(code, c.state.error), ("not-running", "next-exit", ""))
         live.exited.set()
         if was_running:
