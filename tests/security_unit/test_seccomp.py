@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from sampan.kernel import seccomp
+from sampan.kernel.seccomp_bpf import BpfFilter, compile_cached, fingerprint
 from sampan.oci.spec import Seccomp, SeccompArg, SeccompSyscall
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -53,7 +54,7 @@ def _personality(persona: int) -> int:
     return ctypes.get_errno() if rc == -1 else 0
 
 
-def _run(filt: seccomp.Filter, probe: Callable[[], object]) -> tuple[int, object]:
+def _run(filt: seccomp.Filter | BpfFilter, probe: Callable[[], object]) -> tuple[int, object]:
     """Fork, load ``filt`` in the child, run ``probe``; return (wait status, its result)."""
     r, w = os.pipe()
     pid = os.fork()
@@ -84,7 +85,7 @@ def _run(filt: seccomp.Filter, probe: Callable[[], object]) -> tuple[int, object
     return status, report.get("result")
 
 
-def _result(filt: seccomp.Filter, probe: Callable[[], object]) -> object:
+def _result(filt: seccomp.Filter | BpfFilter, probe: Callable[[], object]) -> object:
     """Run ``probe`` under ``filt`` and insist the child exited cleanly."""
     status, result = _run(filt, probe)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
@@ -374,3 +375,51 @@ def test_release_is_idempotent() -> None:
     filt = seccomp.compile(Seccomp("SCMP_ACT_ALLOW"))
     filt.release()
     filt.release()
+
+
+# The BPF cache: a profile seen before is installed from its stored program -----------------
+
+def _deny_mkdir(errno_ret: int = errno.EPERM) -> Seccomp:
+    return Seccomp(default_action="SCMP_ACT_ALLOW", syscalls=[
+        SeccompSyscall(names=MKDIR, action="SCMP_ACT_ERRNO", errno_ret=errno_ret)])
+
+
+def test_cached_program_is_libseccomp_s_and_enforced(scratch: str) -> None:
+    cache = os.path.join(scratch, "cache")
+    first = compile_cached(_deny_mkdir(), cache)
+    with seccomp.compile(_deny_mkdir()) as direct:
+        assert first.program == direct.export_bpf()
+    assert os.listdir(cache) == [fingerprint(_deny_mkdir()) + ".bpf"]
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    again = compile_cached(_deny_mkdir(), cache)
+    assert again.program == first.program
+    assert _result(again, _mkdir_probe(scratch)) == errno.EPERM
+    # Another errno is another profile, with a program of its own.
+    other = compile_cached(_deny_mkdir(errno.EACCES), cache)
+    assert len(os.listdir(cache)) == 2
+    assert _result(other, _mkdir_probe(scratch)) == errno.EACCES
+
+
+def test_cache_open_to_others_or_corrupt_is_not_trusted(scratch: str) -> None:
+    cache = os.path.join(scratch, "cache")
+    os.mkdir(cache, 0o777)
+    os.chmod(cache, 0o777)
+    allow_all = compile_cached(Seccomp(default_action="SCMP_ACT_ALLOW"), None).program
+    planted = os.path.join(cache, fingerprint(_deny_mkdir()) + ".bpf")
+    with open(planted, "wb") as f:
+        f.write(allow_all)  # a program someone else could have put there
+    filt = compile_cached(_deny_mkdir(), cache)
+    assert _result(filt, _mkdir_probe(scratch)) == errno.EPERM
+    os.chmod(cache, 0o700)
+    with open(planted, "wb") as f:
+        f.write(b"\x00" * 7)  # not a program: rebuilt and replaced
+    assert _result(compile_cached(_deny_mkdir(), cache), _mkdir_probe(scratch)) == errno.EPERM
+    assert os.path.getsize(planted) % 8 == 0 and os.path.getsize(planted) > 8
+
+
+def test_bad_profile_is_still_named_with_a_cache(scratch: str) -> None:
+    bad = Seccomp(default_action="SCMP_ACT_ALLOW", syscalls=[
+        SeccompSyscall(names=["mkdir"], action="SCMP_ACT_NOPE")])
+    with pytest.raises(ValueError, match=r"syscalls\[0\]\.action"):
+        compile_cached(bad, os.path.join(scratch, "cache"))
+    assert os.listdir(os.path.join(scratch, "cache")) == []

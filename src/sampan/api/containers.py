@@ -125,7 +125,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 async def delete(request: web.Request) -> web.Response:
     await engine_of(request).containers.remove(request.match_info["id"],
-                                               force=flag(request, "force"))
+                                               force=flag(request, "force"),
+                                               volumes=flag(request, "v"))
     return web.Response(status=204)
 
 
@@ -237,7 +238,7 @@ async def top_(request: web.Request) -> web.Response:
     c = engine.containers.get(request.match_info["id"])
     if not c.state.running:
         raise Conflict(f"Container {c.id} is not running")
-    pids = await engine.runtime.pids(c.id)
+    pids = await engine.containers.runtime_of(c).pids(c.id)
     return reply(await top(pids, request.query.get("ps_args") or "-ef"))
 
 

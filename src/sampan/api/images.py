@@ -184,7 +184,10 @@ async def _stream(request: web.Request, action: str, reference: str,
                   ) -> web.StreamResponse:
     """Run a registry job in a thread, streaming its progress as Docker's JSON messages."""
     progress = _Progress(asyncio.get_running_loop())
-    options = registry.RegistryOptions(credentials=credentials(request))
+    options = registry.RegistryOptions(
+        credentials=credentials(request),
+        insecure_registries=tuple(engine_of(request).options.insecure_registries),
+        mirrors=tuple(engine_of(request).options.registry_mirrors))
     task = asyncio.create_task(asyncio.to_thread(job, options, progress))
     task.add_done_callback(lambda _: progress.queue.put_nowait(None))
     held: list[dict[str, Any]] = []

@@ -136,7 +136,7 @@ def filters(request: web.Request) -> dict[str, list[str]]:
 
 
 def make_app(engine: Engine) -> web.Application:
-    from . import containers, events, execs, images, system
+    from . import containers, events, execs, images, system, volumes
 
     app = web.Application(middlewares=[errors, versions], client_max_size=1 << 30)
     app[ENGINE_KEY] = engine
@@ -145,4 +145,5 @@ def make_app(engine: Engine) -> web.Application:
     containers.register(app)
     execs.register(app)
     events.register(app)
+    volumes.register(app)
     return app

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..engine import EngineOptions
 from ..engine.record import rfc3339
 from ..oci.image import host_platform
 from .server import API_VERSION, MIN_API_VERSION, engine_of, reply, route
@@ -62,7 +63,7 @@ async def info(request: web.Request) -> web.Response:
     engine = engine_of(request)
     containers = engine.containers.all()
     running = sum(1 for c in containers if c.state.running)
-    runtime = os.path.basename(engine.options.runtime)
+    options = engine.options
     body: dict[str, Any] = {
         "ID": "", "Containers": len(containers), "ContainersRunning": running,
         "ContainersPaused": 0, "ContainersStopped": len(containers) - running,
@@ -72,9 +73,10 @@ async def info(request: web.Request) -> web.Response:
             "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
         "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": False,
-        "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": False,
+        "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": options.debug,
         "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": True, "NGoroutines": 0,
-        "SystemTime": rfc3339(), "LoggingDriver": "json-file",
+        "SystemTime": rfc3339(),
+        "LoggingDriver": options.container_defaults.log_config["Type"],
         "CgroupDriver": "cgroupfs", "CgroupVersion": _cgroup_version(),
         "NEventsListener": 0, "KernelVersion": _kernel(), "OperatingSystem": _os_name(),
         "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
@@ -82,23 +84,37 @@ async def info(request: web.Request) -> web.Response:
         "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
                            "AllowNondistributableArtifactsHostnames": None,
                            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-                           "IndexConfigs": {}, "Mirrors": None},
+                           "IndexConfigs": {}, "Mirrors": options.registry_mirrors or None,
+                           "InsecureRegistries": options.insecure_registries},
         "NCPU": os.cpu_count() or 1, "MemTotal": _meminfo(), "GenericResources": None,
         "DockerRootDir": engine.options.data_root, "HttpProxy": "", "HttpsProxy": "",
         "NoProxy": "", "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
         "ServerVersion": __version__,
-        "Runtimes": {runtime: {"path": engine.options.runtime}}, "DefaultRuntime": runtime,
+        "Runtimes": engine.runtimes.info(), "DefaultRuntime": options.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+        "LiveRestoreEnabled": options.live_restore, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": ["name=cgroupns"] if _cgroup_version() == "2" else [],
-        "Warnings": ["WARNING: no default seccomp profile yet: containers run without one",
-                     "WARNING: bridge networking is not implemented: NetworkMode "
+        "SecurityOptions": _security_options(options),
+        "Warnings": ["WARNING: bridge networking is not implemented: NetworkMode "
                      "default/bridge give the container an isolated network namespace "
                      "with only a loopback interface"],
     }
     return reply(body)
+
+
+def _security_options(options: EngineOptions) -> list[str]:
+    """docker info's "Security Options": name=seccomp,profile=builtin and the like."""
+    security = options.container_defaults.security
+    out = []
+    if security.seccomp != "unconfined":
+        profile = "builtin" if security.seccomp in ("", "builtin") else "custom"
+        out.append(f"name=seccomp,profile={profile}")
+    if security.no_new_privileges:
+        out.append("name=no-new-privileges")
+    if _cgroup_version() == "2":
+        out.append("name=cgroupns")
+    return out
 
 
 def _os_name() -> str:

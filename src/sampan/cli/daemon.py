@@ -1,7 +1,9 @@
-"""sampand: the engine daemon, serving the Docker Engine API on a Unix socket.
+"""sampand: the engine daemon, serving the Docker Engine API.
 
-Containers keep running when it stops (each has its own monitor) and are adopted again
-when it starts: live restore is always on.
+Configured as dockerd is: daemon.json (``--config-file``, default /etc/sampan/daemon.json)
+and the matching flags, a key given in both being an error. Containers keep running when
+it stops (each has its own monitor) and are adopted again when it starts, unless
+``live-restore`` is false.
 """
 
 from __future__ import annotations
@@ -12,50 +14,124 @@ import fcntl
 import logging
 import os
 import signal
-import stat
 import sys
 from contextlib import suppress
-
-from aiohttp import web
+from typing import Any, NoReturn
 
 from .. import __version__
-from ..api import make_app
-from ..engine import Engine, EngineOptions
-from ..engine.engine import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, default_runtime
-from ..engine.spec import CGROUP_PARENT
+from ..engine.daemonconfig import (
+    DEFAULT_CONFIG_FILE,
+    DEFAULT_HOST,
+    ConfigError,
+    DaemonConfig,
+    key_value,
+    load_file,
+    merge,
+    pool_flag,
+    ulimit_flag,
+)
 
-DEFAULT_HOST = "unix:///run/sampan/sampan.sock"
 SHUTDOWN_TIMEOUT = 5.0  # for requests in flight (waits, follows, attaches) at shutdown
 log = logging.getLogger("sampand")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="sampand", description=__doc__.splitlines()[0])
-    p.add_argument("-H", "--host", default=DEFAULT_HOST,
-                   help=f"socket to listen on (unix:///path; default {DEFAULT_HOST})")
-    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
-                   help=f"images and containers (default {DEFAULT_DATA_ROOT})")
-    p.add_argument("--exec-root", default=DEFAULT_EXEC_ROOT,
-                   help=f"runtime state, exit files, attach sockets (default "
-                        f"{DEFAULT_EXEC_ROOT})")
-    p.add_argument("--runtime", default=None,
-                   help="OCI runtime binary (default: sampan-runtime)")
-    p.add_argument("--conmon", default="conmon", help="conmon binary")
-    p.add_argument("--cgroup-parent", default=CGROUP_PARENT,
-                   help=f"parent cgroup of the containers' cgroups (default {CGROUP_PARENT})")
-    p.add_argument("--pidfile", default=None)
-    p.add_argument("-D", "--debug", action="store_true")
-    p.add_argument("-v", "--version", action="version", version=f"sampand {__version__}")
-    return p.parse_args(argv)
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # a bad flag exits 1, as a bad key does
+        self.print_usage(sys.stderr)
+        self.exit(1, f"sampand: {message}\n")
 
 
-def socket_path(host: str) -> str:
-    if not host.startswith("unix://"):
-        raise SystemExit(f"sampand: unsupported host {host!r}: only unix:///path for now")
-    path = host.removeprefix("unix://")
-    if not path.startswith("/"):
-        raise SystemExit(f"sampand: {host!r}: the socket path must be absolute")
-    return path
+def _parser() -> argparse.ArgumentParser:
+    """Every flag that has a daemon.json key stores under that key (dest), default None,
+    so that the flags actually given can be told apart."""
+    p = _Parser(prog="sampand", description=__doc__.splitlines()[0])
+    add = p.add_argument
+    add("--config-file", default=None,
+        help=f"daemon configuration file (default {DEFAULT_CONFIG_FILE})")
+    add("-H", "--host", dest="hosts", action="append",
+        help=f"socket to listen on, repeatable: unix:///path, tcp://host:port (mutual TLS "
+             f"only), fd:// (systemd) (default {DEFAULT_HOST})")
+    add("--data-root", dest="data-root", help="images and containers (default /var/lib/sampan)")
+    add("--exec-root", dest="exec-root",
+        help="runtime state, exit files, attach sockets (default /run/sampan)")
+    add("--insecure-registry", dest="insecure-registries", action="append",
+        help="registry reached over plain HTTP (host[:port] or CIDR), repeatable")
+    add("--registry-mirror", dest="registry-mirrors", action="append",
+        help="preferred registry mirror, repeatable")
+    add("--log-driver", dest="log-driver", help="default log driver (json-file)")
+    add("--log-opt", dest="log-opts", action="append", help="default log option k=v")
+    add("--default-address-pool", dest="default-address-pools", action="append",
+        help="pool for bridge networks: base=172.30.0.0/16,size=24")
+    add("--add-runtime", dest="runtimes", action="append",
+        help="register an OCI runtime: name=path")
+    add("--default-runtime", dest="default-runtime",
+        help="runtime of containers that name none (default sampan-runtime)")
+    add("--live-restore", dest="live-restore", nargs="?", const=True, type=_bool,
+        help="keep containers running when sampand stops (default true)")
+    add("--userns-remap", dest="userns-remap", help="user namespace remapping (not yet)")
+    add("--default-ulimit", dest="default-ulimits", action="append",
+        help="default ulimit of containers: name=soft[:hard]")
+    add("-D", "--debug", dest="debug", action="store_const", const=True)
+    add("-G", "--group", dest="group", help="group of the unix sockets (default sampan)")
+    add("--cgroup-parent", dest="cgroup-parent",
+        help="parent cgroup of the containers' cgroups (default /sampan)")
+    add("--tls", dest="tls", action="store_const", const=True, help="serve TLS")
+    add("--tlsverify", dest="tlsverify", action="store_const", const=True,
+        help="serve TLS and require client certificates signed by --tlscacert")
+    add("--tlscacert", dest="tlscacert", help="CA that signs client certificates")
+    add("--tlscert", dest="tlscert", help="server certificate")
+    add("--tlskey", dest="tlskey", help="server key")
+    add("-p", "--pidfile", dest="pidfile")
+    add("--seccomp-profile", dest="seccomp-profile",
+        help="default seccomp profile (docker's format, or 'unconfined')")
+    add("--no-new-privileges", dest="no-new-privileges", action="store_const", const=True,
+        help="set no_new_privs in new containers")
+    add("--conmon", default="conmon", help="conmon binary")
+    add("-v", "--version", action="version", version=f"sampand {__version__}")
+    return p
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+
+
+def _flags(ns: argparse.Namespace) -> dict[str, Any]:
+    """The flags given, by daemon.json key, in daemon.json's shapes."""
+    raw = {k: v for k, v in vars(ns).items()
+           if v is not None and k not in ("config_file", "conmon")}
+    if "log-opts" in raw:
+        raw["log-opts"] = dict(key_value(v, "log-opt") for v in raw["log-opts"])
+    if "default-address-pools" in raw:
+        raw["default-address-pools"] = [pool_flag(v) for v in raw["default-address-pools"]]
+    if "runtimes" in raw:
+        raw["runtimes"] = {name: {"path": path} for name, path in
+                           (key_value(v, "add-runtime") for v in raw["runtimes"])}
+    if "default-ulimits" in raw:
+        raw["default-ulimits"] = dict(ulimit_flag(v) for v in raw["default-ulimits"])
+    return raw
+
+
+def configure(argv: list[str] | None = None) -> tuple[DaemonConfig, argparse.Namespace]:
+    """The merged configuration; ConfigError says what is wrong, naming the key."""
+    ns = _parser().parse_args(argv)
+    path = ns.config_file or DEFAULT_CONFIG_FILE
+    flags = _flags(ns)
+    try:
+        file = load_file(path, required=ns.config_file is not None)
+    except ConfigError as exc:
+        raise ConfigError(f"unable to configure the daemon with file {path}: {exc}") from None
+    try:
+        config = merge(flags, file)
+    except ConfigError as exc:
+        where = f" with file {path}" if file else ""
+        raise ConfigError(f"unable to configure the daemon{where}: {exc}") from None
+    if not config.hosts:
+        config.hosts = [DEFAULT_HOST]
+    return config, ns
 
 
 def lock(exec_root: str) -> int:
@@ -66,60 +142,76 @@ def lock(exec_root: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise SystemExit(f"sampand: another sampand is running with exec root {exec_root}") \
-            from None
+        raise ConfigError(f"another sampand is running with exec root {exec_root}") from None
     return fd
 
 
-async def serve(args: argparse.Namespace) -> None:
-    path = socket_path(args.host)
-    lock(os.path.abspath(args.exec_root))
-    options = EngineOptions(data_root=os.path.abspath(args.data_root),
-                            exec_root=os.path.abspath(args.exec_root),
-                            runtime=args.runtime or default_runtime(), conmon=args.conmon,
-                            cgroup_parent=args.cgroup_parent)
-    engine = Engine(options)
+async def serve(config: DaemonConfig, conmon: str) -> None:
+    from aiohttp import web
+
+    from ..api import make_app
+    from ..api.listeners import TLSOptions, open_listeners
+    from ..engine import Engine
+    from ..engine.daemonconfig import socket_group
+
+    lock(os.path.abspath(config.exec_root))
+    # --tls alone (server-only TLS) is not enough for TCP: sampand insists on --tlsverify.
+    tls = TLSOptions(verify=config.tlsverify, cacert=config.tlscacert, cert=config.tlscert,
+                     key=config.tlskey)
+    listeners = open_listeners(config.hosts, socket_group(config), tls)
+    engine = Engine(config.engine_options(conmon))
     await engine.start()
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    with suppress(FileNotFoundError):
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    runner = web.AppRunner(make_app(engine), access_log=log if args.debug else None,
+    runner = web.AppRunner(make_app(engine), access_log=log if config.debug else None,
                            handle_signals=False)
     await runner.setup()
-    site = web.UnixSite(runner, path, shutdown_timeout=SHUTDOWN_TIMEOUT)
-    await site.start()
-    os.chmod(path, 0o660)
-    ours = os.stat(path).st_ino
-    if args.pidfile:
-        with open(args.pidfile, "w") as f:
+    for listener in listeners:
+        site = web.SockSite(runner, listener.sock, ssl_context=listener.ssl_context,
+                            shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await site.start()
+        log.info("sampand %s listening on %s", __version__, listener.host)
+    if config.pidfile:
+        with open(config.pidfile, "w") as f:
             f.write(f"{os.getpid()}\n")
-    log.info("sampand %s listening on %s", __version__, args.host)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    # dockerd reloads part of its configuration on SIGHUP; sampand does not yet, and must
+    # not die of it (the signal's default action).
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+        "SIGHUP: reloading the configuration is not supported; restart sampand instead"))
     await stopping.wait()
-    log.info("shutting down (containers keep running)")
+    if config.live_restore:
+        log.info("shutting down (containers keep running)")
+    else:
+        log.info("shutting down: stopping the containers (live-restore is off)")
+        await engine.stop_all()
     await runner.cleanup()
     engine.close()
-    with suppress(FileNotFoundError):
-        if os.stat(path).st_ino == ours:  # not a successor's socket
-            os.unlink(path)
-    if args.pidfile:
+    for listener in listeners:
+        listener.close()
+    if config.pidfile:
         with suppress(FileNotFoundError):
-            os.unlink(args.pidfile)
+            os.unlink(config.pidfile)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+    try:
+        config, ns = configure(argv)
+    except ConfigError as exc:
+        print(f"sampand: {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     if os.geteuid() != 0:
         print("sampand: must run as root", file=sys.stderr)
         return 1
-    asyncio.run(serve(args))
+    try:
+        asyncio.run(serve(config, ns.conmon))
+    except ConfigError as exc:
+        print(f"sampand: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -128,8 +128,6 @@ def check_host_config(host: HostConfig) -> None:
                                "not supported yet")
     if policy not in (None, "", "no") and host.auto_remove:
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-    if host.binds or host.mounts:
-        raise InvalidParameter("HostConfig.Binds: volumes and bind mounts are not supported yet")
 
 
 def check_name(name: str) -> str:

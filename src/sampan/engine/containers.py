@@ -28,11 +28,14 @@ from ..snapshots import SnapshotError, mount_all, unmount_all
 from . import monitor
 from .attach import Attachment
 from .config import as_list, check_name, parse_config, parse_host_config, parse_signal
+from .daemonconfig import ContainerDefaults
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
+from .mounts import Mounts, copy_up_all
 from .names import random_name
 from .ociruntime import OCIRuntime
 from .record import Container, rfc3339
-from .spec import CGROUP_PARENT, build_spec
+from .runtimes import Runtimes
+from .spec import CGROUP_PARENT, build_spec, security_options
 from .store import ContainerStore
 
 log = logging.getLogger("sampand")
@@ -75,9 +78,13 @@ class Containers:
         self.store = store
         self.monitors = monitors
         self.runtime = runtime
+        # The daemon's configuration (set by the Engine): runtimes by name, defaults.
+        self.runtimes: Runtimes | None = None
+        self.defaults = ContainerDefaults()
         self._all: dict[str, Container] = {}
         self._live: dict[str, _Live] = {}
         self.on_change: Callable[[str, Container], None] = lambda action, c: None
+        self.mounts: Mounts | None = None  # volumes and mounts, set by the engine
 
     # Lookup -------------------------------------------------------------------------------
 
@@ -106,6 +113,27 @@ class Containers:
     def log_path(self, c: Container) -> str:
         return os.path.join(self.directory(c), "container.log")
 
+    def runtime_of(self, c: Container) -> OCIRuntime:
+        """The OCI runtime the container was created with (HostConfig.Runtime)."""
+        if self.runtimes is None:
+            return self.runtime
+        return self.runtimes.get(c.host_config.get("Runtime"))
+
+    def monitors_of(self, c: Container) -> monitor.MonitorConfig:
+        """conmon's settings for the container's runtime."""
+        if self.runtimes is None:
+            return self.monitors
+        return self.runtimes.monitor_config(self.monitors, c.host_config.get("Runtime"))
+
+    def _daemon_defaults(self, host: dict[str, Any]) -> dict[str, Any]:
+        """HostConfig with the daemon's runtime and log config where it names none."""
+        if self.runtimes is not None:
+            host["Runtime"] = self.runtimes.resolve(host.get("Runtime"))
+        if not (host.get("LogConfig") or {}).get("Type"):
+            default = self.defaults.log_config
+            host["LogConfig"] = {"Type": default["Type"], "Config": dict(default["Config"])}
+        return host
+
     def _live_of(self, c: Container) -> _Live:
         return self._live.setdefault(c.id, _Live())
 
@@ -116,7 +144,7 @@ class Containers:
             raise InvalidParameter("config cannot be empty in order to create a container")
         config = parse_config(body)
         host_raw = body.get("HostConfig") or {}
-        parse_host_config(host_raw)
+        security_options(parse_host_config(host_raw))
         if not config.image:
             raise InvalidParameter("Config.Image: an image is required")
         if name:
@@ -141,11 +169,19 @@ class Containers:
             raise InvalidParameter("No command specified")
         if config.stop_signal:
             parse_signal(config.stop_signal)
+        container_id = secrets.token_hex(32)
+        mounts = [] if self.mounts is None else self.mounts.create(
+            container_id, host_raw, effective, image.raw_config.get("config") or {}, self.get)
         container = Container(
-            id=secrets.token_hex(32), name=name, created=rfc3339(), image=config.image,
+            id=container_id, name=name, created=rfc3339(), image=config.image,
             image_id=image.id, path=args[0], args=args[1:], config=effective,
-            host_config=self._host_config(host_raw))
-        directory = self.store.create_dir(container.id)
+            host_config=self._daemon_defaults(self._host_config(host_raw)), mounts=mounts)
+        try:
+            directory = self.store.create_dir(container.id)
+        except BaseException:
+            if self.mounts is not None:
+                self.mounts.release(container, remove_anonymous=True)
+            raise
         try:
             os.mkdir(os.path.join(directory, "rootfs"), 0o755)
             self.images.snapshots.prepare(container.id, image.top_layer)
@@ -157,6 +193,8 @@ class Containers:
             with suppress(Exception):
                 self.images.snapshots.remove(container.id)
             self.store.remove(container.id)
+            if self.mounts is not None:
+                self.mounts.release(container, remove_anonymous=True)
             raise
         self._all[container.id] = container
         self.on_change("create", container)
@@ -190,7 +228,7 @@ class Containers:
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
             "CapAdd": None, "CapDrop": None, "Privileged": False, "ReadonlyRootfs": False,
             "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
-            "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864,
+            "ShmSize": 67108864,
         }
         out = {**defaults, **{k: v for k, v in raw.items() if v is not None}}
         if not out.get("NetworkMode"):
@@ -232,27 +270,30 @@ class Containers:
                 return
         if auto_remove:  # as dockerd: a container that cannot start is not kept either
             with suppress(EngineError):
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
         raise error
 
     async def _start(self, c: Container, live: _Live) -> None:
         directory = self.directory(c)
         rootfs = os.path.join(directory, "rootfs")
-        await self.runtime.delete(c.id)  # leftovers of an earlier run
+        await self.runtime_of(c).delete(c.id)  # leftovers of an earlier run
         monitor.clear(self.monitors, c.id)
         if not c.mounted:
             mount_all(self.images.snapshots.mounts(c.id), rootfs)
             c.mounted = True
             self.store.save(c)
+        if self.mounts is not None:  # volumes mounted, copy-up of the image's content
+            await asyncio.to_thread(copy_up_all, self.mounts.setup(c, rootfs))
         image = self.images.get(c.image_id)
-        spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent)
+        spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
+                          self.defaults)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(spec, f)
         job = monitor.Launch(
             container_id=c.id, name=c.name, bundle=directory, log_path=self.log_path(c),
             tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
             leave_stdin_open=not c.config.get("StdinOnce"))
-        mon, pid = await asyncio.to_thread(monitor.launch, self.monitors, job)
+        mon, pid = await asyncio.to_thread(monitor.launch, self.monitors_of(c), job)
         c.monitor = mon
         c.state.pid = pid
         self.store.save(c)
@@ -269,7 +310,7 @@ class Containers:
         c.state.started_at = rfc3339()
         self.store.save(c)
         self._watch(c)
-        await self.runtime.start(c.id)
+        await self.runtime_of(c).start(c.id)
         for att in attached:
             att.started()
         self.on_change("start", c)
@@ -316,15 +357,17 @@ class Containers:
             self.on_change("die", c)
         if c.host_config.get("AutoRemove") and c.state.status != "removing":
             try:
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
             except EngineError as exc:
                 log.warning("auto-removing %s: %s", c.id[:12], exc)
 
     async def _teardown(self, c: Container) -> None:
         """Release what a run held: the runtime's state, conmon's files, the rootfs mount."""
-        await self.runtime.delete(c.id)
+        await self.runtime_of(c).delete(c.id)
         monitor.clear(self.monitors, c.id)
         c.monitor = monitor.Monitor()
+        if self.mounts is not None:
+            self.mounts.teardown(c)
         if c.mounted:
             try:
                 await asyncio.to_thread(unmount_all, os.path.join(self.directory(c), "rootfs"))
@@ -355,7 +398,7 @@ class Containers:
 
     async def _signal(self, c: Container, number: int) -> None:
         try:
-            await self.runtime.kill(c.id, number)
+            await self.runtime_of(c).kill(c.id, number)
         except EngineError:
             if c.state.running:
                 raise
@@ -398,7 +441,8 @@ class Containers:
 
     # Remove -------------------------------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool = False) -> None:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """``volumes``: its anonymous volumes go too (``rm -v``); named ones never."""
         c = self.get(ref)
         live = self._live_of(c)
         if c.state.running:
@@ -429,6 +473,8 @@ class Containers:
                 os.unlink(os.path.join(self.directory(c), "rootfs"))
             self.store.remove(c.id)
             del self._all[c.id]
+            if self.mounts is not None:
+                self.mounts.release(c, remove_anonymous=volumes)
         for att in live.pending:
             att.abandon()
         self._wake(c, ExitStatus(c.state.exit_code), ("removed", "not-running", "next-exit", ""))
@@ -489,6 +535,8 @@ class Containers:
         """Find the stored containers again: adopt running ones, settle ones that exited."""
         for c in self.store.load_all():
             self._all[c.id] = c
+            if self.mounts is not None:
+                self.mounts.adopt(c)
             live = self._live_of(c)
             if c.state.status == "removing":
                 with suppress(EngineError):

@@ -2,43 +2,67 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
-import shutil
-import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..images import ImageStore
+from ..network.ipam import DEFAULT_POOLS, Pool
 from . import monitor
 from .containers import Containers, set_subreaper
+from .daemonconfig import (
+    DEFAULT_DATA_ROOT,
+    DEFAULT_EXEC_ROOT,
+    DEFAULT_RUNTIME,
+    ContainerDefaults,
+    builtin_runtimes,
+)
 from .events import Event, EventLog
 from .execs import Execs
+from .mounts import Mounts
 from .ociruntime import OCIRuntime
 from .record import Container
+from .runtimes import RuntimeInfo, Runtimes
 from .spec import CGROUP_PARENT
 from .store import ContainerStore
 
-DEFAULT_DATA_ROOT = "/var/lib/sampan"
-DEFAULT_EXEC_ROOT = "/run/sampan"
+log = logging.getLogger("sampand")
 
 
 def default_runtime() -> str:
-    """sampan-runtime beside this interpreter (the venv's), else on PATH, else runc."""
-    beside = os.path.join(os.path.dirname(sys.executable), "sampan-runtime")
-    if os.access(beside, os.X_OK):
-        return beside
-    return shutil.which("sampan-runtime") or shutil.which("runc") or "runc"
+    """The path of sampan-runtime (beside this interpreter, else on PATH)."""
+    return builtin_runtimes()[DEFAULT_RUNTIME].path
+
+
+def _builtin_infos() -> dict[str, RuntimeInfo]:
+    return {name: RuntimeInfo(e.path) for name, e in builtin_runtimes().items()}
 
 
 @dataclass
 class EngineOptions:
+    """The engine's settings; sampand fills them from daemon.json and its flags
+    (``DaemonConfig.engine_options``)."""
+
     data_root: str = DEFAULT_DATA_ROOT
     exec_root: str = DEFAULT_EXEC_ROOT  # runtime state, exit files, attach sockets
-    runtime: str = field(default_factory=default_runtime)
+    runtime: str = field(default_factory=default_runtime)  # the default runtime's path
     conmon: str = "conmon"
     snapshotter: str | None = None
     cgroup_parent: str = CGROUP_PARENT  # containers' cgroups are <parent>/<id>
+    # OCI runtimes by name (HostConfig.Runtime) and the one used when none is named.
+    runtimes: dict[str, RuntimeInfo] = field(default_factory=_builtin_infos)
+    default_runtime: str = DEFAULT_RUNTIME
+    insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
+    # default-address-pools for the bridge networks' IPAM.
+    address_pools: list[Pool] = field(default_factory=lambda: list(DEFAULT_POOLS))
+    container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
+    live_restore: bool = True  # false: containers are stopped when sampand stops
+    debug: bool = False
 
 
 class Engine:
@@ -53,18 +77,48 @@ class Engine:
             exit_dir=os.path.join(options.exec_root, "exits"),
             socket_dir=os.path.join(options.exec_root, "s"), conmon=options.conmon)
         self.runtime = OCIRuntime(options.runtime, self.monitors.runtime_root)
+        self.runtimes = Runtimes(self._runtime_entries(), options.default_runtime,
+                                 self.monitors.runtime_root)
         self.containers = Containers(
             self.images, ContainerStore(os.path.join(options.data_root, "containers")),
             self.monitors, self.runtime, options.cgroup_parent)
+        self.containers.runtimes = self.runtimes
+        self.containers.defaults = options.container_defaults
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
+        from ..volumes import VolumeService
+
+        self.volumes = VolumeService(os.path.join(options.data_root, "volumes"),
+                                     on_event=self._volume_event)
+        self.containers.mounts = Mounts(self.volumes)
         self.containers.on_change = self._container_event
+
+    def _runtime_entries(self) -> dict[str, RuntimeInfo]:
+        entries = dict(self.options.runtimes)
+        if self.options.default_runtime not in entries:  # options made without a registry
+            entries[self.options.default_runtime] = RuntimeInfo(self.options.runtime)
+        return entries
+
+    async def stop_all(self) -> None:
+        """Stop every running container (sampand stopping with live-restore off)."""
+        running = [c for c in self.containers.all() if c.state.running]
+
+        async def stop(c: Container) -> Any:
+            try:
+                await self.containers.stop(c.id)
+            except Exception as exc:
+                log.warning("stopping %s: %s", c.id[:12], exc)
+
+        await asyncio.gather(*(stop(c) for c in running))
 
     def _container_event(self, action: str, c: Container) -> None:
         attributes = {**(c.config.get("Labels") or {}), "image": c.image, "name": c.name}
         if action == "die":
             attributes["exitCode"] = str(c.state.exit_code)
         self.events.publish(Event("container", action, c.id, attributes))
+
+    def _volume_event(self, action: str, name: str, attributes: dict[str, str]) -> None:
+        self.events.publish(Event("volume", action, name, attributes))
 
     def image_event(self, action: str, name: str) -> None:
         self.events.publish(Event("image", action, name, {"name": name}))

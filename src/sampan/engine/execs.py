@@ -168,7 +168,7 @@ class Execs:
     def _launch(self, c: Container, session: ExecSession, directory: str, spec: str,
                 attached: bool) -> tuple[socket.socket | None, int, int]:
         """conmon --exec; for an attached session, connected before the process starts."""
-        cfg = self.monitors
+        cfg = self.containers.monitors_of(c)
         sync_r, sync_w = os.pipe()
         start_r, start_w = os.pipe()
         attach_r, attach_w = os.pipe()
@@ -178,8 +178,8 @@ class Execs:
                 "-p", os.path.join(directory, "pid"), "-P", os.path.join(directory, "conmon.pid"),
                 "-l", f"k8s-file:{os.path.join(directory, 'log')}",
                 "--exit-dir", directory, "--socket-dir-path", cfg.socket_dir,
-                "--exec", "--exec-process-spec", spec, "--runtime-arg", "--root",
-                "--runtime-arg", cfg.runtime_root, "--log-level", "error"]
+                "--exec", "--exec-process-spec", spec, *cfg.runtime_argv(),
+                "--log-level", "error"]
         if session.config.tty:
             argv.append("-t")
         if attached:

@@ -38,10 +38,18 @@ class MonitorConfig:
     exit_dir: str
     socket_dir: str  # short path: conmon links <socket_dir>/<id[:12]> to the bundle
     conmon: str = "conmon"
+    runtime_args: tuple[str, ...] = ()  # daemon.json's runtimeArgs
 
     def __post_init__(self) -> None:
         for path in (self.runtime_root, self.exit_dir, self.socket_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
+
+    def runtime_argv(self) -> list[str]:
+        """conmon's --runtime-arg flags: the runtime's own arguments, then its --root."""
+        out = []
+        for arg in (*self.runtime_args, "--root", self.runtime_root):
+            out += ["--runtime-arg", arg]
+        return out
 
     def attach_path(self, container_id: str) -> str:
         return os.path.join(self.socket_dir, container_id[:12], "attach")
@@ -95,8 +103,7 @@ def launch(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
             "-u", job.container_id[:12], "-n", job.name, "-r", cfg.runtime,
             "-b", job.bundle, "-p", os.path.join(job.bundle, "pidfile"), "-P", pidfile,
             "-l", f"k8s-file:{job.log_path}", "--exit-dir", cfg.exit_dir,
-            "--socket-dir-path", cfg.socket_dir, "--runtime-arg", "--root",
-            "--runtime-arg", cfg.runtime_root, "--log-level", "error"]
+            "--socket-dir-path", cfg.socket_dir, *cfg.runtime_argv(), "--log-level", "error"]
     if job.tty:
         argv.append("-t")
     if job.stdin:

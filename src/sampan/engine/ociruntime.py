@@ -25,10 +25,11 @@ T = TypeVar("T")
 class OCIRuntime:
     path: str
     root: str
+    args: tuple[str, ...] = ()  # daemon.json's runtimeArgs, before the subcommand
     _library: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if os.path.basename(self.path) == "sampan-runtime":
+        if os.path.basename(self.path) == "sampan-runtime" and not self.args:
             from ..runtime.container import Runtime
 
             self._library = Runtime(self.root)
@@ -45,7 +46,7 @@ class OCIRuntime:
 
     async def _run(self, *args: str, check: bool = True) -> str:
         proc = await asyncio.create_subprocess_exec(
-            self.path, "--root", self.root, *args, stdin=asyncio.subprocess.DEVNULL,
+            self.path, *self.args, "--root", self.root, *args, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         if check and proc.returncode != 0:

@@ -68,6 +68,7 @@ class Container:
     monitor: Monitor = field(default_factory=Monitor)
     restart_count: int = 0
     mounted: bool = False  # the root filesystem is mounted at <dir>/rootfs
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # mounts.MountPoint's
 
     @property
     def tty(self) -> bool:

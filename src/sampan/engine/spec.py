@@ -3,7 +3,8 @@
 The base is runc's template (``oci.defaults.default_spec``) with Docker's security defaults
 from the same module (capabilities, masked and read-only paths); the process comes from
 ``images.process_config`` (image defaults, user resolved in the container's own passwd).
-Docker's default seccomp profile is not applied yet: no seccomp filter is set.
+SecurityOpt, the seccomp filter (docker's default profile unless asked otherwise) and the
+daemon's default ulimits come from ``sampan.security`` and ``daemonconfig.ContainerDefaults``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from ..oci.defaults import (
 )
 from ..oci.image import ImageConfig
 from ..oci.spec import ConfigError, parse_spec
+from ..security import SecurityOptions, parse_security_opt, seccomp_for
+from ..security.options import no_new_privileges
 from .config import HostConfig, as_list, parse_config, parse_host_config
+from .daemonconfig import ContainerDefaults
 from .errors import InvalidParameter
+from .mounts import oci_mounts
 from .record import Container
 
 CGROUP_PARENT = "/sampan"
@@ -49,8 +54,8 @@ def capabilities(host: HostConfig) -> list[str]:
             raise InvalidParameter(f"{field}: unknown capability: {name!r}")
         return full
 
-    if host.privileged:
-        return known
+    if host.privileged:  # every capability the daemon has, as moby's GetAllCapabilities
+        return [c for c in known if c in _own_bounding_set()]
     add = [norm(c, "HostConfig.CapAdd") for c in host.cap_add or []]
     drop = [norm(c, "HostConfig.CapDrop") for c in host.cap_drop or []]
     if "CAP_ALL" in add:  # Docker's TweakCapabilities: ALL added, minus what is dropped
@@ -59,6 +64,16 @@ def capabilities(host: HostConfig) -> list[str]:
         return [c for c in add if c in known]
     result = [c for c in DOCKER_DEFAULT_CAPS if c not in drop]
     return result + [c for c in add if c not in result and c in known]
+
+
+def _own_bounding_set() -> set[str]:
+    """The capabilities in sampand's own bounding set (a VM or container may lack some)."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(x for x in f if x.startswith("CapBnd:"))
+    except (OSError, StopIteration):
+        return set(kcaps.CAPABILITIES)
+    return set(kcaps.names(int(line.split()[1], 16)))
 
 
 def container_files(directory: str, container: Container, host: HostConfig) -> dict[str, str]:
@@ -98,8 +113,10 @@ def hostname_of(container: Container, host: HostConfig) -> str:
 
 
 def build_spec(container: Container, image: ImageConfig, rootfs: str, directory: str,
-               cgroup_parent: str = CGROUP_PARENT) -> dict[str, Any]:
+               cgroup_parent: str = CGROUP_PARENT,
+               defaults: ContainerDefaults | None = None) -> dict[str, Any]:
     """The config.json of ``container`` whose root filesystem is mounted at ``rootfs``."""
+    defaults = defaults or ContainerDefaults()
     config = parse_config(container.config)
     host = parse_host_config(container.host_config)
     try:
@@ -128,28 +145,31 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
                        else {})}
     caps = capabilities(host)
     proc["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-    proc["noNewPrivileges"] = "no-new-privileges" in (host.security_opt or []) or \
-        "no-new-privileges:true" in (host.security_opt or [])
+    # --- security defaults (sampan.security; daemonconfig.ContainerDefaults) ---
+    security = security_options(host)
+    proc["noNewPrivileges"] = no_new_privileges(security, defaults.security)
     proc.pop("rlimits", None)  # Docker's containers inherit the daemon's unless --ulimit
-    if host.ulimits:
-        proc["rlimits"] = [{"type": "RLIMIT_" + u.name.upper(), "soft": u.soft, "hard": u.hard}
-                           for u in host.ulimits]
+    ulimits = merged_ulimits(host, defaults)
+    if ulimits:
+        proc["rlimits"] = ulimits
+    # --- end of security defaults ---
     spec["root"] = {"path": rootfs, "readonly": bool(host.readonly_rootfs)}
     spec["hostname"] = hostname_of(container, host)
     if config.domainname:
         spec["domainname"] = config.domainname
-    mounts = spec["mounts"]
+    user_mounts = oci_mounts(container)  # volumes, binds, tmpfs (engine/mounts.py)
+    taken = {m["destination"] for m in user_mounts}
+    mounts = spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in taken]
     for m in mounts:
         if m["destination"] == "/dev/shm":
             m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [
                 f"size={host.shm_size or DEFAULT_SHM_SIZE}"]
         if m["destination"] == "/sys" and host.privileged:
             m["options"] = [o for o in m["options"] if o != "ro"]
-    for target, options in (host.tmpfs or {}).items():
-        mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec",
-                                   *(o for o in options.split(",") if o)]})
+    mounts.extend(user_mounts)
     for name in ("hostname", "hosts", "resolv.conf"):
+        if f"/etc/{name}" in taken:
+            continue
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": files[name],
                        "options": ["rbind", "rprivate"] +
                        (["ro"] if host.readonly_rootfs else [])})
@@ -168,10 +188,29 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
         linux["readonlyPaths"] = list(DEFAULT_READONLY_PATHS)
     if host.sysctls:
         linux["sysctl"] = dict(host.sysctls)
+    filt = seccomp_for(security, defaults.security, bool(host.privileged), caps)
+    if filt is not None:
+        linux["seccomp"] = filt
     try:
         return parse_spec(spec).to_json()
     except ConfigError as exc:
         raise InvalidParameter(str(exc)) from None
+
+
+def security_options(host: HostConfig) -> SecurityOptions:
+    """HostConfig.SecurityOpt, or docker's 400 naming the bad entry."""
+    try:
+        return parse_security_opt(host.security_opt)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc)) from None
+
+
+def merged_ulimits(host: HostConfig, defaults: ContainerDefaults) -> list[dict[str, Any]]:
+    """HostConfig.Ulimits over the daemon's default-ulimits, as process.rlimits."""
+    chosen = {u["Name"]: (u["Soft"], u["Hard"]) for u in defaults.ulimits}
+    chosen.update({u.name: (u.soft, u.hard) for u in host.ulimits or []})
+    return [{"type": "RLIMIT_" + name.upper(), "soft": soft, "hard": hard}
+            for name, (soft, hard) in chosen.items()]
 
 
 def _resources(host: HostConfig) -> dict[str, Any]:

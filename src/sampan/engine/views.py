@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from .humanize import human_duration
+from .mounts import api_mounts
 from .record import Container, parse_rfc3339
 
 
@@ -56,7 +57,7 @@ def inspect(c: Container, directory: str, log_path: str, graph: dict[str, Any],
         "ExecIDs": None,
         "HostConfig": c.host_config,
         "GraphDriver": graph,
-        "Mounts": [],
+        "Mounts": api_mounts(c),
         "Config": c.config,
         "NetworkSettings": _network_settings(c),
     }
@@ -94,12 +95,13 @@ def summary(c: Container) -> dict[str, Any]:
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
-        "Mounts": [],
+        "Mounts": api_mounts(c),
     }
 
 
 def matches(c: Container, filters: dict[str, list[str]]) -> bool:
-    """Docker's container list filters: id, name, status, label, ancestor, exited."""
+    """Docker's container list filters: id, name, status, label, ancestor, exited, volume
+    (a volume's name or a mount's destination)."""
     for key, values in filters.items():
         if not values:
             continue
@@ -116,6 +118,9 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
                                          c.image_id.startswith("sha256:" + v)
                                          for v in values):
             return False
+        if key == "volume" and not any(v in (m.get("name"), m.get("destination"))
+                                       for m in c.mounts for v in values):
+            return False
         if key == "label":
             labels = c.config.get("Labels") or {}
             for want in values:
@@ -125,5 +130,5 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
     return True
 
 
-FILTERS = ("id", "name", "status", "label", "ancestor", "exited")
+FILTERS = ("id", "name", "status", "label", "ancestor", "exited", "volume")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")

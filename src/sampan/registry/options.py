@@ -39,6 +39,9 @@ class RegistryOptions:
     # Registries reached over plain HTTP (host, host:port or CIDR), as dockerd's
     # --insecure-registry.
     insecure_registries: Sequence[str] = field(default_factory=tuple)
+    # dockerd's registry-mirrors: tried in order for Docker Hub pulls before Docker Hub
+    # itself (http://… or https://…[:port]).
+    mirrors: Sequence[str] = field(default_factory=tuple)
     # 127.0.0.0/8 and ::1 are insecure in dockerd; tests turn it off to check TLS.
     insecure_loopback: bool = True
     timeout: float = 60.0

@@ -14,6 +14,8 @@ if nobody pulls again).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from ..content import DigestMismatch, IngestLocked, ShortBlob, SizeMismatch
-from ..images.reference import Reference, parse_docker_ref
+from ..images.reference import DEFAULT_DOMAIN, Reference, parse_docker_ref
 from ..images.store import Image, ImageStore
 from ..oci.decode import DecodeError
 from ..oci.image import (
@@ -53,6 +55,8 @@ from .errors import (
 from .options import RegistryOptions
 from .progress import ProgressCallback, Reporter, short_id
 from .sources import BlobSources
+
+log = logging.getLogger(__name__)
 
 _CONFIG_LIMIT = 16 << 20
 
@@ -364,5 +368,23 @@ def pull(store: ImageStore, reference: str | Reference,
     """
     ref = _as_reference(reference)
     wanted = _as_platform(platform)
+    reporter = Reporter(progress)
+    if client is None and options is not None and ref.domain == DEFAULT_DOMAIN:
+        for mirror in options.mirrors:
+            try:
+                with _mirror_client(mirror, options) as via:
+                    return _Puller(store, via, ref, wanted, reporter).run()
+            except RegistryError as exc:  # as dockerd: on to the next mirror, then the Hub
+                log.info("pull %s from mirror %s: %s", ref, mirror, exc)
     with client_for(ref.domain, options, client) as client:
-        return _Puller(store, client, ref, wanted, Reporter(progress)).run()
+        return _Puller(store, client, ref, wanted, reporter).run()
+
+
+def _mirror_client(mirror: str, options: RegistryOptions) -> RegistryClient:
+    """A client for a registry-mirrors URL; http:// ones are reached over plain HTTP."""
+    scheme, _, rest = mirror.partition("://")
+    host = rest.split("/", 1)[0]
+    if scheme == "http":
+        options = dataclasses.replace(
+            options, insecure_registries=(*options.insecure_registries, host))
+    return RegistryClient(host, dataclasses.replace(options, credentials=None))

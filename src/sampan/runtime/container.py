@@ -39,8 +39,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..kernel import seccomp
+    from ..kernel.seccomp_bpf import BpfFilter
 
+# Seccomp programs built before, by profile hash ('@' is never in a container ID).
+SECCOMP_CACHE = "seccomp@cache"
 CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", \
     "creating"
 
@@ -145,7 +147,7 @@ class Runtime:
             raise ConfigError("linux.namespaces: a mount namespace is required")
         _check_security_labels(proc)
         process.check_rlimits(proc.rlimits)
-        filt, capset = _compile_security(spec, proc)
+        filt, capset = _compile_security(spec, proc, self.store.root)
         state_dir = self.store.reserve(container_id)
         record = ContainerRecord(
             id=container_id, bundle=bundle, rootfs=rootfs_path,
@@ -404,7 +406,7 @@ class Runtime:
                               "detaches without --console-socket")
         _check_security_labels(proc)
         process.check_rlimits(proc.rlimits)
-        filt, capset = _compile_security(spec, proc)
+        filt, capset = _compile_security(spec, proc, self.store.root)
         ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
                           seccomp_filter=filt, capabilities=capset, is_exec=True)
         own = {kind: _ns_inode(f"/proc/self/ns/{name}")
@@ -444,14 +446,14 @@ def _namespaces_into(ctx: InitContext, spec: Spec) -> None:
             ctx.new_namespaces |= k.NAMESPACE_FLAGS[ns.type]
 
 
-def _compile_security(spec: Spec, proc: Process) -> tuple[seccomp.Filter | None,
-                                                            caps.CapabilitySet | None]:
+def _compile_security(spec: Spec, proc: Process, root: str,
+                      ) -> tuple[BpfFilter | None, caps.CapabilitySet | None]:
     linux = spec.linux
     filt = None
     if linux and linux.seccomp:
-        from ..kernel import seccomp  # libseccomp is loaded only for configs that use it
+        from ..kernel.seccomp_bpf import compile_cached
 
-        filt = seccomp.compile(linux.seccomp)
+        filt = compile_cached(linux.seccomp, os.path.join(root, SECCOMP_CACHE))
     capset = caps.CapabilitySet.from_spec(proc.capabilities)
     return filt, capset
 

@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from ..kernel import seccomp
+    from ..kernel.seccomp_bpf import BpfFilter
 
 @record
 class InitContext:
@@ -42,7 +42,7 @@ class InitContext:
     join: dict[str, str] = field(default_factory=dict)  # namespace type → path to setns
     new_namespaces: int = 0  # CLONE_* flags to unshare
     userns: bool = False
-    seccomp_filter: seccomp.Filter | None = None
+    seccomp_filter: BpfFilter | None = None
     capabilities: caps.CapabilitySet | None = None
     state: dict[str, object] = field(default_factory=dict)  # for createContainer hooks
     is_exec: bool = False
