@@ -458,7 +458,12 @@ class Containers:
             if c.id not in self._all:
                 return
             c.state.status = "removing"
-            self.store.save(c)
+            try:
+                self.store.save(c)
+            except OSError as exc:
+                # A full data root must not keep the container whose removal frees it: go
+                # on without the marker (a crash now leaves the old record to reconcile).
+                log.warning("marking %s as removing: %s", c.id[:12], exc)
             await self._teardown(c)
             try:
                 if self.images.snapshots.exists(c.id):
