@@ -467,6 +467,8 @@ class Containers:
             await self._teardown(c)
             try:
                 if self.images.snapshots.exists(c.id):
+                    _discard_writes(self.images.snapshots.fs(
+                        self.images.snapshots.stat(c.id)))
                     self.images.snapshots.remove(c.id)
             except SnapshotError as exc:
                 c.state.status = "dead"
@@ -578,3 +580,18 @@ def set_subreaper() -> None:
     """Orphaned conmons (double-forked) become our children, so we reap them."""
     with suppress(OSError):
         k.set_child_subreaper()
+
+
+def _discard_writes(directory: str) -> None:
+    """Empty a removed container's writable layer before its snapshot record goes: when
+    the container filled the data root, the record's transaction needs the space."""
+    import shutil
+
+    with suppress(FileNotFoundError):
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    os.unlink(path)
