@@ -7,7 +7,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
@@ -110,6 +110,24 @@ def test_names_per_network_and_forwarding(
         time.sleep(0.01)
 
 
+def test_per_container_upstreams(
+    upstream: tuple[str, int], make_netns: Callable[[], Netns]
+) -> None:
+    """A container's own upstreams (its --dns) replace the server's for its queries."""
+    srv = DnsServer([("127.0.0.1", 1)])  # refuses: alone it gives SERVFAIL
+    srv.start()
+    try:
+        a, b = make_netns(), make_netns()
+        for ns in (a, b):
+            assert ns.run("ip", "link", "set", "lo", "up").returncode == 0
+        srv.serve("a", a.path, ["n1"], [upstream])
+        srv.serve("b", b.path, ["n1"])
+        assert _dig(a, "upstream.test") == (0, ["192.0.2.99"])
+        assert _dig(b, "upstream.test") == (dns.RCODE_SERVFAIL, [])
+    finally:
+        srv.stop()
+
+
 def test_parse_rejects_garbage() -> None:
     assert dns.parse_question(b"") is None
     header = struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0)
@@ -120,3 +138,18 @@ def test_parse_rejects_garbage() -> None:
     ok = dns.parse_question(header + b"\x01a\x00\x00\x01\x00\x01")
     assert ok == dns.Question("a", 1, 1, 19)
     assert dns.servfail(header)[3] & 0xF == dns.RCODE_SERVFAIL
+
+
+def test_answer_aaaa_and_a_by_family() -> None:
+    query = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x03web\x00"
+    addresses = [IPv4Address("10.0.0.2"), IPv6Address("fd00:1::2")]
+    for qtype, want in ((dns.TYPE_A, addresses[0]), (dns.TYPE_AAAA, addresses[1])):
+        packet = query + struct.pack("!HH", qtype, 1)
+        question = dns.parse_question(packet)
+        assert question is not None
+        reply = dns.answer(packet, question, addresses)
+        _id, _flags, _qd, ancount, _ns, _ar = struct.unpack_from("!HHHHHH", reply)
+        assert ancount == 1
+        rtype, _cls, _ttl, length = struct.unpack_from("!HHIH", reply, len(packet) + 2)
+        assert (rtype, length) == (qtype, len(want.packed))
+        assert reply[-length:] == want.packed

@@ -103,3 +103,21 @@ def test_pools_exhausted(tmp_path: Path) -> None:
     small.request_subnet("b")
     with pytest.raises(Exhausted):
         small.request_subnet("c")
+
+
+def test_ipv6_subnet_beside_ipv4(ipam: Ipam, tmp_path: Path) -> None:
+    """A dual-stack network's IPv6 subnet is explicit; it overlaps only IPv6 subnets."""
+    ipam.request_subnet("n1", "10.77.0.0/24")
+    six = ipam.request_subnet("n1/6", "fd00:77::/64")
+    assert str(six.gateway) == "fd00:77::1"
+    assert str(six.gateway_interface) == "fd00:77::1/64"
+    assert str(ipam.request_address("n1/6", "c1")) == "fd00:77::2/64"
+    assert str(ipam.request_address("n1/6", "c2", "fd00:77::99")) == "fd00:77::99/64"
+    with pytest.raises(Conflict):
+        ipam.request_subnet("n2/6", "fd00:77::/48")
+    with pytest.raises(InvalidRequest):
+        ipam.request_subnet("n3/6", "fd00:78::/64", ip_range="10.0.0.0/24")
+    # reloaded from its file: serial after the last given (::99), as for IPv4
+    assert str(Ipam(str(tmp_path)).request_address("n1/6", "c3")) == "fd00:77::9a/64"
+    ipam.release_address("n1/6", "c1")
+    assert ipam.find_subnet("n1/6") is not None and ipam.find_subnet("n9") is None

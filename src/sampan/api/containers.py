@@ -11,8 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Conflict, InvalidParameter, views
+from ..engine import Conflict, InvalidParameter, netviews, views
 from ..engine import logs as logfile
+from ..engine.attach import parse_detach_keys
+from ..engine.df import add_sizes
 from ..engine.record import Container
 from ..engine.top import top
 from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, frame, hijack
@@ -54,7 +56,8 @@ async def inspect(request: web.Request) -> web.Response:
     engine = engine_of(request)
     c = engine.containers.get(request.match_info["id"])
     return reply(views.inspect(c, engine.containers.directory(c),
-                                           engine.containers.log_path(c), _graph(request, c)))
+                               engine.containers.log_path(c), _graph(request, c),
+                               network=netviews.container_settings(engine.networking, c)))
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -73,7 +76,13 @@ async def list_(request: web.Request) -> web.Response:
               and views.matches(c, wanted)]
     if limit and limit > 0:
         chosen = chosen[:limit]
-    return reply([views.summary(c) for c in chosen])
+    out = []
+    for c in chosen:
+        settings = netviews.container_settings(engine.networking, c)
+        out.append(views.summary(c, settings, netviews.port_list(settings)))
+    if flag(request, "size"):
+        await asyncio.to_thread(add_sizes, engine.images, chosen, out)
+    return reply(out)
 
 
 async def start(request: web.Request) -> web.Response:
@@ -183,8 +192,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
                                "logs")
     want_in = flag(request, "stdin")
     want_out, want_err = flag(request, "stdout"), flag(request, "stderr")
+    detach_keys = parse_detach_keys(request.query.get("detachKeys"))
     att = containers.attach(c.id, stdin=want_in, stdout=want_out, stderr=want_err)
+    if c.tty and att.stdin:
+        att.watch_for_detach(detach_keys)
     response, conn = await hijack(request, RAW_STREAM if c.tty else MULTIPLEXED_STREAM)
+    conn.on_lost(att.stop)
     try:
         if flag(request, "logs"):
             for entry in logfile.LogReader(containers.log_path(c)).read():
@@ -193,6 +206,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
                     await conn.write(entry.data if c.tty else frame(stream, entry.data))
         if flag(request, "stream"):
             await pump(conn, att, c.tty)
+            if att.detached:
+                containers.on_change("detach", c)
     finally:
         att.close()
         conn.close()

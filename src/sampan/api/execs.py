@@ -38,9 +38,11 @@ async def start(request: web.Request) -> web.StreamResponse:
             await conn.write(str(exc).encode() + b"\n")
             return response
         assert attachment is not None
+        conn.on_lost(attachment.stop)
         try:
             await pump(conn, attachment, tty)
-            await session.done.wait()  # the client asks for the exit code next
+            if not attachment.detached:
+                await session.done.wait()  # the client asks for the exit code next
         finally:
             attachment.close()
     finally:

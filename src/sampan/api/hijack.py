@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.incoming: asyncio.Queue[bytes] = asyncio.Queue()
         self.closed = False
+        self.lost_callbacks: list[Callable[[], None]] = []
         self._writable = asyncio.Event()
         self._writable.set()
 
@@ -47,6 +49,8 @@ class _Protocol(asyncio.Protocol):
         self.closed = True
         self.incoming.put_nowait(b"")
         self._writable.set()
+        for callback in self.lost_callbacks:
+            callback()
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -78,6 +82,14 @@ class Hijacked:
         self.transport.write(data)
         await self.protocol.drain()
         return not self.protocol.closed
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the client's connection is gone altogether (not when it
+        only closed its sending side): an attachment then stops waiting for output."""
+        if self.protocol.closed:
+            callback()
+        else:
+            self.protocol.lost_callbacks.append(callback)
 
     def close(self) -> None:
         if not self.transport.is_closing():

@@ -136,7 +136,20 @@ def filters(request: web.Request) -> dict[str, list[str]]:
 
 
 def make_app(engine: Engine) -> web.Application:
-    from . import containers, events, execs, images, system, volumes
+    from . import (
+        archive,
+        build,
+        commit,
+        containers,
+        df,
+        events,
+        execs,
+        images,
+        networks,
+        search,
+        system,
+        volumes,
+    )
 
     app = web.Application(middlewares=[errors, versions], client_max_size=1 << 30)
     app[ENGINE_KEY] = engine
@@ -145,5 +158,11 @@ def make_app(engine: Engine) -> web.Application:
     containers.register(app)
     execs.register(app)
     events.register(app)
+    archive.register(app)
+    commit.register(app)
+    df.register(app)
+    search.register(app)
+    networks.register(app)
     volumes.register(app)
+    build.register(app)
     return app

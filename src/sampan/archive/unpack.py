@@ -230,11 +230,21 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view):]
 
 
+@dataclass(frozen=True)
+class CopyOptions:
+    """What `docker cp` into a container asks of an unpack beyond a layer's."""
+
+    owner: tuple[int, int] | None = None  # every entry chowned to (uid, gid)
+    no_overwrite_dir_non_dir: bool = False  # a directory never replaces a file or back
+
+
 class _Unpacker:
-    def __init__(self, root: str, overlay: bool, lowers: Sequence[str]) -> None:
+    def __init__(self, root: str, overlay: bool, lowers: Sequence[str],
+                 options: CopyOptions | None = None) -> None:
         self.root = os.path.abspath(root)
         self.overlay = overlay
         self.lowers = list(lowers)
+        self.options = options or CopyOptions()
         self.dirs_ok: set[str] = {""}  # relative paths known to be real directories
         self.unpacked: set[str] = set()
         self.dir_times: list[tuple[str, int, int]] = []
@@ -330,6 +340,8 @@ class _Unpacker:
             self.whiteout(parent, base, member)
             return
         path = self.path(rel)
+        if self.options.no_overwrite_dir_non_dir:
+            self.check_overwrite(path, member)
         if member.isdir():
             self.directory(rel, path, member)
         else:
@@ -350,6 +362,19 @@ class _Unpacker:
             else:
                 raise self.fail(f"unsupported entry type {member.type!r}")
         self.unpacked.add(rel)
+
+    def check_overwrite(self, path: str, member: tarfile.TarInfo) -> None:
+        """Docker's NoOverwriteDirNonDir: refuse to swap a directory and a non-directory."""
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            return
+        if is_dir and not member.isdir():
+            raise ArchiveError(f"cannot overwrite directory {path!r} with non-directory "
+                               f"{member.name!r}")
+        if member.isdir() and not is_dir:
+            raise ArchiveError(f"cannot overwrite non-directory {path!r} with directory "
+                               f"{member.name!r}")
 
     def directory(self, rel: str, path: str, member: tarfile.TarInfo) -> None:
         try:
@@ -427,11 +452,12 @@ class _Unpacker:
     def metadata(self, target: str | int, member: tarfile.TarInfo, *, symlink: bool = False,
                  directory: bool = False) -> None:
         """Owner, then mode (chown clears setuid), then xattrs (chown clears file caps)."""
+        uid, gid = self.options.owner or (member.uid, member.gid)
         if isinstance(target, int):
-            os.fchown(target, member.uid, member.gid)
+            os.fchown(target, uid, gid)
             os.fchmod(target, member.mode)
         else:
-            os.chown(target, member.uid, member.gid, follow_symlinks=False)
+            os.chown(target, uid, gid, follow_symlinks=False)
             if not symlink:
                 os.chmod(target, member.mode)
         for name, value in _xattrs(member).items():
@@ -463,13 +489,14 @@ class _Unpacker:
 
 
 def apply_layer(stream: BinaryIO, root: str, *, overlay: bool = False,
-                lowers: Sequence[str] = (), algorithm: str = "sha256") -> ApplyResult:
+                lowers: Sequence[str] = (), algorithm: str = "sha256",
+                options: CopyOptions | None = None) -> ApplyResult:
     """Unpack the (possibly compressed) layer ``stream`` into ``root``.
 
     ``lowers`` are the layers below (top first) for overlay mode. On error the target is left
     half-written: the caller discards the snapshot. Nothing outside ``root`` is touched.
     """
-    unpacker = _Unpacker(root, overlay, lowers)
+    unpacker = _Unpacker(root, overlay, lowers, options)
     with decompressed(stream) as plain:
         hashing = _HashingReader(plain, algorithm)
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..oci.decode import DecodeError, decode
-from .errors import InvalidParameter, NotFound
+from .errors import InvalidParameter
 
 
 @dataclass
@@ -79,7 +79,6 @@ class ContainerConfig:
     stop_timeout: int | None = field(default=None, metadata={"json": "StopTimeout"})
 
 
-NETWORK_MODES = ("", "default", "bridge", "none", "host")
 _NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 MIN_MEMORY = 6 * 1024 * 1024
 
@@ -109,11 +108,7 @@ def parse_host_config(raw: Any) -> HostConfig:
 
 def check_host_config(host: HostConfig) -> None:
     """The checks dockerd makes before it creates anything (the messages are its own)."""
-    mode = host.network_mode or ""
-    if mode not in NETWORK_MODES and not mode.startswith("container:"):
-        raise NotFound(f"network {mode} not found")
-    if mode.startswith("container:"):
-        raise InvalidParameter("HostConfig.NetworkMode: container:<name> is not supported yet")
+    # the network mode is checked by the network service (engine.networking)
     if host.memory and 0 < host.memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if host.memory_swap and host.memory_swap > 0 and host.memory \

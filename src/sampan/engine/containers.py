@@ -32,6 +32,7 @@ from .daemonconfig import ContainerDefaults
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from .mounts import Mounts, copy_up_all
 from .names import random_name
+from .networking import Networking
 from .ociruntime import OCIRuntime
 from .record import Container, rfc3339
 from .runtimes import Runtimes
@@ -72,8 +73,11 @@ class _Live:
 
 class Containers:
     def __init__(self, images: ImageStore, store: ContainerStore, monitors: monitor.MonitorConfig,
-                 runtime: OCIRuntime, cgroup_parent: str = CGROUP_PARENT) -> None:
+                 runtime: OCIRuntime, cgroup_parent: str = CGROUP_PARENT,
+                 network: Networking | None = None) -> None:
         self.cgroup_parent = cgroup_parent
+        self.network = network or Networking(os.path.dirname(store.root),
+                                             os.path.dirname(monitors.runtime_root))
         self.images = images
         self.store = store
         self.monitors = monitors
@@ -103,6 +107,9 @@ class Containers:
             if len(matches) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
+
+    def find(self, container_id: str) -> Container | None:
+        return self._all.get(container_id)
 
     def all(self) -> list[Container]:
         return sorted(self._all.values(), key=lambda c: c.created, reverse=True)
@@ -145,6 +152,10 @@ class Containers:
         config = parse_config(body)
         host_raw = body.get("HostConfig") or {}
         security_options(parse_host_config(host_raw))
+        # networking: the mode and networks asked for (404 for an unknown network)
+        mode, memberships = self.network.check_create(host_raw, body.get("NetworkingConfig"),
+                                                      self.get)
+        host_raw = {**host_raw, "NetworkMode": mode}
         if not config.image:
             raise InvalidParameter("Config.Image: an image is required")
         if name:
@@ -187,6 +198,7 @@ class Containers:
             self.images.snapshots.prepare(container.id, image.top_layer)
             self.images.pin(image.id, container.id)
             self.store.save(container)
+            self.network.created(container, memberships)
         except BaseException:
             with suppress(Exception):
                 self.images.unpin(image.id, container.id)
@@ -219,6 +231,8 @@ class Containers:
             if not config.get(key) and image.get(key):
                 config[key] = image[key]
         config["Labels"] = {**(image.get("Labels") or {}), **(config.get("Labels") or {})}
+        if image.get("ExposedPorts"):  # networking: -P publishes the image's ports too
+            config["ExposedPorts"] = {**image["ExposedPorts"], **(config.get("ExposedPorts") or {})}
         return config
 
     @staticmethod
@@ -285,14 +299,16 @@ class Containers:
         if self.mounts is not None:  # volumes mounted, copy-up of the image's content
             await asyncio.to_thread(copy_up_all, self.mounts.setup(c, rootfs))
         image = self.images.get(c.image_id)
+        sandbox = await self.network.run(self.network.prepare, c, self.get)
         spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
-                          self.defaults)
+                          self.defaults, sandbox=sandbox)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(spec, f)
         job = monitor.Launch(
             container_id=c.id, name=c.name, bundle=directory, log_path=self.log_path(c),
             tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
-            leave_stdin_open=not c.config.get("StdinOnce"))
+            # as dockerd: a TTY's stdin outlives its attachments (a detach must not end it)
+            leave_stdin_open=c.tty or not c.config.get("StdinOnce"))
         mon, pid = await asyncio.to_thread(monitor.launch, self.monitors_of(c), job)
         c.monitor = mon
         c.state.pid = pid
@@ -366,6 +382,7 @@ class Containers:
         await self.runtime_of(c).delete(c.id)
         monitor.clear(self.monitors, c.id)
         c.monitor = monitor.Monitor()
+        await self.network.run(self.network.release, c)
         if self.mounts is not None:
             self.mounts.teardown(c)
         if c.mounted:
@@ -476,6 +493,7 @@ class Containers:
                 raise EngineError(f"removing the container's filesystem: {exc}") from None
             with suppress(Exception):
                 self.images.unpin(c.image_id, c.id)
+            await self.network.run(self.network.forget, c)
             with suppress(OSError):
                 os.unlink(os.path.join(self.directory(c), "rootfs"))
             self.store.remove(c.id)

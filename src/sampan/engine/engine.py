@@ -24,6 +24,7 @@ from .daemonconfig import (
 from .events import Event, EventLog
 from .execs import Execs
 from .mounts import Mounts
+from .networking import Networking
 from .ociruntime import OCIRuntime
 from .record import Container
 from .runtimes import RuntimeInfo, Runtimes
@@ -79,9 +80,12 @@ class Engine:
         self.runtime = OCIRuntime(options.runtime, self.monitors.runtime_root)
         self.runtimes = Runtimes(self._runtime_entries(), options.default_runtime,
                                  self.monitors.runtime_root)
+        self.networking = Networking(options.data_root, options.exec_root,
+                                     pools=options.address_pools)
         self.containers = Containers(
             self.images, ContainerStore(os.path.join(options.data_root, "containers")),
-            self.monitors, self.runtime, options.cgroup_parent)
+            self.monitors, self.runtime, options.cgroup_parent, network=self.networking)
+        self.networking.lookup = self.containers.find
         self.containers.runtimes = self.runtimes
         self.containers.defaults = options.container_defaults
         self.execs = Execs(self.containers, self.monitors)
@@ -125,10 +129,15 @@ class Engine:
 
     async def start(self) -> None:
         set_subreaper()
+        await self.networking.run(self.networking.start)
         await self.containers.restore()
+        await self.networking.run(
+            self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
 
     def close(self) -> None:
         self.containers.close()
+        self.networking.run_sync(self.networking.close,
+                                 any(c.state.running for c in self.containers.all()))
         self.images.close()
         self._remove_cgroup_parent()
 

@@ -22,7 +22,7 @@ from typing import Any
 from ..images import ImageConfigError, resolve_user
 from ..kernel import caps as kcaps
 from ..oci.decode import DecodeError, decode
-from .attach import Attachment
+from .attach import Attachment, parse_detach_keys
 from .containers import Containers
 from .errors import Conflict, EngineError, InvalidParameter, NotFound
 from .monitor import MonitorConfig, on_exit, read_sync, resize
@@ -40,6 +40,7 @@ class ExecConfig:
     privileged: bool | None = field(default=None, metadata={"json": "Privileged"})
     user: str | None = field(default=None, metadata={"json": "User"})
     working_dir: str | None = field(default=None, metadata={"json": "WorkingDir"})
+    detach_keys: str | None = field(default=None, metadata={"json": "DetachKeys"})
 
 
 @dataclass
@@ -54,6 +55,7 @@ class ExecSession:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     size: tuple[int, int] | None = None  # the terminal's (height, width), once known
     directory: str = ""
+    detach_keys: bytes = b""  # typed by the client on a TTY, they end the attachment
 
     def inspect(self) -> dict[str, Any]:
         c = self.config
@@ -61,7 +63,7 @@ class ExecSession:
         return {
             "ID": self.id, "ContainerID": self.container_id, "Running": self.running,
             "ExitCode": self.exit_code, "Pid": self.pid, "CanRemove": False,
-            "DetachKeys": "", "OpenStdin": bool(c.attach_stdin),
+            "DetachKeys": c.detach_keys or "", "OpenStdin": bool(c.attach_stdin),
             "OpenStdout": bool(c.attach_stdout), "OpenStderr": bool(c.attach_stderr),
             "ProcessConfig": {"tty": bool(c.tty), "entrypoint": args[0] if args else "",
                               "arguments": args[1:], "privileged": bool(c.privileged),
@@ -89,9 +91,11 @@ class Execs:
             raise InvalidParameter(str(exc)) from None
         if not config.cmd:
             raise InvalidParameter("No exec command specified")
+        detach_keys = parse_detach_keys(config.detach_keys)
         if not c.state.running:
             raise Conflict(f"Container {c.id} is not running")
-        session = ExecSession(id=secrets.token_hex(32), container_id=c.id, config=config)
+        session = ExecSession(id=secrets.token_hex(32), container_id=c.id, config=config,
+                              detach_keys=detach_keys)
         self._sessions[session.id] = session
         return session
 
@@ -148,6 +152,8 @@ class Execs:
         attach = None if detach else Attachment(
             stdin=bool(cfg.attach_stdin), stdout=bool(cfg.attach_stdout),
             stderr=bool(cfg.attach_stderr))
+        if attach is not None and cfg.tty and cfg.attach_stdin:
+            attach.watch_for_detach(session.detach_keys)
         try:
             sock, sync_fd, pid = await asyncio.to_thread(
                 self._launch, c, session, directory, spec, attach is not None)

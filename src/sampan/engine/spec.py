@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..images import ImageConfigError, process_config
 from ..kernel import caps as kcaps
@@ -30,6 +30,9 @@ from .daemonconfig import ContainerDefaults
 from .errors import InvalidParameter
 from .mounts import oci_mounts
 from .record import Container
+
+if TYPE_CHECKING:
+    from .networking import Sandbox
 
 CGROUP_PARENT = "/sampan"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
@@ -112,9 +115,20 @@ def hostname_of(container: Container, host: HostConfig) -> str:
     return container.config.get("Hostname") or container.id[:12]
 
 
+def write_files(directory: str, texts: dict[str, str]) -> dict[str, str]:
+    """Write the /etc files networking prepared into the container's directory; their paths."""
+    paths = {}
+    for name, text in texts.items():
+        paths[name] = os.path.join(directory, name)
+        with open(paths[name], "w") as f:
+            f.write(text)
+    return paths
+
+
 def build_spec(container: Container, image: ImageConfig, rootfs: str, directory: str,
                cgroup_parent: str = CGROUP_PARENT,
-               defaults: ContainerDefaults | None = None) -> dict[str, Any]:
+               defaults: ContainerDefaults | None = None, sandbox: Sandbox | None = None,
+               ) -> dict[str, Any]:
     """The config.json of ``container`` whose root filesystem is mounted at ``rootfs``."""
     defaults = defaults or ContainerDefaults()
     config = parse_config(container.config)
@@ -127,7 +141,8 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
             group_add=host.group_add or [])
     except ImageConfigError as exc:
         raise InvalidParameter(str(exc)) from None
-    files = container_files(directory, container, host)
+    files = (write_files(directory, sandbox.files) if sandbox is not None
+             else container_files(directory, container, host))
     spec = default_spec()
     proc = spec["process"]
     proc["terminal"] = bool(config.tty)
@@ -178,6 +193,11 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
     if (host.network_mode or "") != "host":
         namespaces.append("network")
     linux["namespaces"] = [{"type": t} for t in namespaces]
+    if sandbox is not None:  # networking: the host's stack, or the namespace it prepared
+        linux["namespaces"] = [{"type": t} for t in namespaces if t != "network"]
+        if not sandbox.host:
+            linux["namespaces"].append(
+                {"type": "network", **({"path": sandbox.netns} if sandbox.netns else {})})
     linux["cgroupsPath"] = f"{cgroup_parent.rstrip('/')}/{container.id}"
     linux["resources"] = _resources(host)
     if host.privileged:

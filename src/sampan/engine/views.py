@@ -29,7 +29,8 @@ def _network_settings(c: Container) -> dict[str, Any]:
 
 
 def inspect(c: Container, directory: str, log_path: str, graph: dict[str, Any],
-            ) -> dict[str, Any]:
+            network: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``network``: NetworkSettings as the network service has them."""
     s = c.state
     return {
         "Id": c.id,
@@ -59,7 +60,7 @@ def inspect(c: Container, directory: str, log_path: str, graph: dict[str, Any],
         "GraphDriver": graph,
         "Mounts": api_mounts(c),
         "Config": c.config,
-        "NetworkSettings": _network_settings(c),
+        "NetworkSettings": network or _network_settings(c),
     }
 
 
@@ -80,8 +81,9 @@ def status_text(c: Container, now: float | None = None) -> str:
     return "Created"
 
 
-def summary(c: Container) -> dict[str, Any]:
-    """One item of GET /containers/json."""
+def summary(c: Container, network: dict[str, Any] | None = None,
+            ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One item of GET /containers/json (``network``, ``ports``: from the network service)."""
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -89,12 +91,12 @@ def summary(c: Container) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": " ".join(shlex.quote(a) if " " in a else a for a in [c.path, *c.args]),
         "Created": int(parse_rfc3339(c.created)),
-        "Ports": [],
+        "Ports": ports or [],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
+        "NetworkSettings": {"Networks": (network or _network_settings(c))["Networks"]},
         "Mounts": api_mounts(c),
     }
 

@@ -11,7 +11,7 @@ import errno
 import os
 from contextlib import suppress
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
 from sampan.network import netlink, sysctl
@@ -19,6 +19,7 @@ from sampan.network.errors import Conflict, InvalidRequest, NetworkError, NotFou
 from sampan.network.netlink import error_code, index
 
 IFNAMSIZ = 15
+IFA_F_NODAD = 0x02  # an IPv6 address usable at once: no duplicate detection on our bridges
 DEFAULT_BRIDGE = "sampan0"
 USER_BRIDGE_PREFIX = "sbr-"
 VETH_PREFIX = "sv"
@@ -34,6 +35,8 @@ class Endpoint:
     address: IPv4Interface
     gateway: IPv4Address | None
     mac: str
+    address6: IPv6Interface | None = None
+    gateway6: IPv6Address | None = None
 
 
 def bridge_name(network_id: str) -> str:
@@ -72,18 +75,21 @@ def _ipv4_only(name: str) -> None:
         sysctl.write(f"net.ipv6.conf.{name}.disable_ipv6", "1")
 
 
-def _add_address(ipr: Any, ifindex: int, address: IPv4Interface) -> None:
+def _add_address(ipr: Any, ifindex: int, address: IPv4Interface | IPv6Interface) -> None:
     """Put ``address`` on the interface; already there is no error."""
+    extra = {"flags": IFA_F_NODAD} if address.version == 6 else {}
     try:
         ipr.addr("add", index=ifindex, address=str(address.ip),
-                 prefixlen=address.network.prefixlen)
+                 prefixlen=address.network.prefixlen, **extra)
     except Exception as exc:
         if error_code(exc) != errno.EEXIST:
             raise
 
 
-def create_bridge(name: str, gateway: IPv4Interface | None, mtu: int = 1500) -> None:
-    """Create (or complete) bridge ``name`` with ``gateway`` on it, up.
+def create_bridge(name: str, gateway: IPv4Interface | None, mtu: int = 1500,
+                  gateway6: IPv6Interface | None = None) -> None:
+    """Create (or complete) bridge ``name`` with ``gateway`` on it, up; a dual-stack
+    network's bridge has ``gateway6`` too (and IPv6 on).
 
     Idempotent, so a daemon restarting after a crash can call it for every network.
     An internal network without a gateway gets a bridge with no address.
@@ -96,7 +102,8 @@ def create_bridge(name: str, gateway: IPv4Interface | None, mtu: int = 1500) -> 
             # containers come and go (and has 00:00:00:00:00:00 with none), and the
             # containers' ARP entries for the gateway go stale.
             ipr.link("add", ifname=name, kind="bridge", mtu=mtu, address=random_mac())
-            _ipv4_only(name)
+            if gateway6 is None:
+                _ipv4_only(name)
             ifindex = index(name)
             assert ifindex is not None
         else:
@@ -105,6 +112,8 @@ def create_bridge(name: str, gateway: IPv4Interface | None, mtu: int = 1500) -> 
                 raise Conflict(f"interface {name} exists and is not a bridge")
         if gateway is not None:
             _add_address(ipr, ifindex, gateway)
+        if gateway6 is not None:
+            _add_address(ipr, ifindex, gateway6)
         ipr.link("set", index=ifindex, state="up")
 
 
@@ -136,6 +145,8 @@ def attach(
     gateway: IPv4Address | None,
     ifname: str = "eth0",
     mtu: int = 1500,
+    address6: IPv6Interface | None = None,
+    gateway6: IPv6Address | None = None,
 ) -> Endpoint:
     """Connect the namespace ``netns`` to ``bridge`` through a veth, configured and up.
 
@@ -161,13 +172,13 @@ def attach(
             raise NetworkError(f"creating veth {host_ifname}: {exc}") from exc
         try:
             _set_hairpin(host_ifname)
-            _configure_inside(fd, ifname, address, gateway)
+            _configure_inside(fd, ifname, address, gateway, address6, gateway6)
         except BaseException as exc:
             ipr.link("del", index=index(host_ifname))
             if isinstance(exc, Exception):
                 raise NetworkError(f"configuring {ifname} in the container: {exc}") from exc
             raise
-    return Endpoint(bridge, host_ifname, ifname, address, gateway, mac)
+    return Endpoint(bridge, host_ifname, ifname, address, gateway, mac, address6, gateway6)
 
 
 def _set_hairpin(host_ifname: str) -> None:
@@ -182,7 +193,8 @@ def _set_hairpin(host_ifname: str) -> None:
 
 
 def _configure_inside(
-    netns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address | None
+    netns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address | None,
+    address6: IPv6Interface | None, gateway6: IPv6Address | None,
 ) -> None:
     with netlink.in_netns(netns_fd):
         ifindex, lo = index(ifname), index("lo")
@@ -195,6 +207,10 @@ def _configure_inside(
             ipr.link("set", index=lo, state="up")
         if gateway is not None:
             ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=ifindex)
+        if address6 is not None:
+            _add_address(ipr, ifindex, address6)
+        if gateway6 is not None:
+            ipr.route("add", dst="::/0", gateway=str(gateway6), oif=ifindex)
 
 
 def links(prefix: str) -> list[str]:

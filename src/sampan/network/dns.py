@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from sampan.network import netlink
 
@@ -73,16 +73,22 @@ def parse_question(packet: bytes) -> Question | None:
     return Question(".".join(labels).lower(), qtype, qclass, pos + 4)
 
 
-def answer(packet: bytes, question: Question, addresses: Sequence[IPv4Address]) -> bytes:
-    """An authoritative answer to ``packet`` with A records (none for other types)."""
+Address = IPv4Address | IPv6Address
+
+
+def answer(packet: bytes, question: Question, addresses: Sequence[Address]) -> bytes:
+    """An authoritative answer to ``packet``: A records for an A query, AAAA for AAAA
+    (a name's addresses of the other family give an empty answer, not an error)."""
     (qid, flags) = struct.unpack_from("!HH", packet)
-    records = addresses if question.qtype == TYPE_A else ()
+    version = {TYPE_A: 4, TYPE_AAAA: 6}.get(question.qtype)
+    records = [a for a in addresses if a.version == version]
     header = _HEADER.pack(qid, FLAG_QR | FLAG_AA | FLAG_RA | (flags & FLAG_RD), 1,
                           len(records), 0, 0)
     body = packet[_HEADER.size:question.end]
     for address in records:
         # name: a pointer to the question's name at offset 12
-        body += struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, TTL, 4) + address.packed
+        body += struct.pack("!HHHIH", 0xC00C, question.qtype, CLASS_IN, TTL,
+                            len(address.packed)) + address.packed
     return header + body
 
 
@@ -107,9 +113,10 @@ class DnsServer:
 
     def __init__(self, upstreams: Sequence[tuple[str, int]] = ()) -> None:
         self.upstreams = list(upstreams)
-        self._records: dict[str, dict[str, list[IPv4Address]]] = {}
+        self._records: dict[str, dict[str, list[Address]]] = {}
         self._clients: dict[str, socket.socket] = {}
         self._networks_of: dict[socket.socket, tuple[str, ...]] = {}
+        self._upstreams_of: dict[socket.socket, list[tuple[str, int]]] = {}
         self._forwards: dict[socket.socket, _Forward] = {}
         self._lock = threading.Lock()
         self._selector = selectors.DefaultSelector()
@@ -135,12 +142,12 @@ class DnsServer:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def add_name(self, network: str, name: str, address: IPv4Address) -> None:
+    def add_name(self, network: str, name: str, address: Address) -> None:
         with self._lock:
             names = self._records.setdefault(network, {})
             names.setdefault(name.lower(), []).append(address)
 
-    def remove_address(self, network: str, address: IPv4Address) -> None:
+    def remove_address(self, network: str, address: Address) -> None:
         """Forget every name of ``address`` on ``network`` (a container leaving it)."""
         with self._lock:
             names = self._records.get(network, {})
@@ -149,8 +156,10 @@ class DnsServer:
                 if not names[name]:
                     del names[name]
 
-    def serve(self, container_id: str, netns: str | int, networks: Sequence[str]) -> None:
-        """Listen on 127.0.0.11:53 inside ``netns`` for a container on ``networks``."""
+    def serve(self, container_id: str, netns: str | int, networks: Sequence[str],
+              upstreams: Sequence[tuple[str, int]] = ()) -> None:
+        """Listen on 127.0.0.11:53 inside ``netns`` for a container on ``networks``;
+        other names go to ``upstreams`` (the container's ``--dns``) or the server's."""
         with netlink.netns_fd(netns) as fd, netlink.in_netns(fd):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -162,6 +171,8 @@ class DnsServer:
         with self._lock:
             self._clients[container_id] = sock
             self._networks_of[sock] = tuple(networks)
+            if upstreams:
+                self._upstreams_of[sock] = list(upstreams)
         self._later("register", sock)
 
     def set_networks(self, container_id: str, networks: Sequence[str]) -> None:
@@ -175,6 +186,7 @@ class DnsServer:
             if sock is None:
                 return
             del self._networks_of[sock]
+            self._upstreams_of.pop(sock, None)
         self._later("close", sock)
 
     def _later(self, action: str, sock: socket.socket) -> None:
@@ -193,7 +205,7 @@ class DnsServer:
                 self._selector.unregister(sock)
                 sock.close()
 
-    def _lookup(self, networks: tuple[str, ...], name: str) -> list[IPv4Address] | None:
+    def _lookup(self, networks: tuple[str, ...], name: str) -> list[Address] | None:
         with self._lock:
             for network in networks:
                 found = self._records.get(network, {}).get(name)
@@ -229,7 +241,8 @@ class DnsServer:
                 return
         if question is None and len(packet) < _HEADER.size:
             return
-        self._forward(_Forward(sock, peer, packet, 0.0, list(self.upstreams)))
+        upstreams = self._upstreams_of.get(sock) or self.upstreams
+        self._forward(_Forward(sock, peer, packet, 0.0, list(upstreams)))
 
     def _forward(self, fwd: _Forward) -> None:
         """Send the query to the next upstream, or SERVFAIL when none is left."""

@@ -1,4 +1,4 @@
-"""IPv4 address management: subnets carved from pools, addresses handed out per network.
+"""Address management: subnets carved from pools, addresses handed out per network.
 
 Pools work as dockerd's default-address-pools: a base network split into fixed-size
 subnets, and a subnet that overlaps a route or an address already on the host (docker0's
@@ -13,10 +13,24 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+    ip_interface,
+    ip_network,
+)
 
 from sampan.network import netlink, statefile
 from sampan.network.errors import Conflict, Exhausted, InvalidRequest, NotFound
+
+Net = IPv4Network | IPv6Network
+Addr = IPv4Address | IPv6Address
+Iface = IPv4Interface | IPv6Interface
 
 STATE_FILE = "ipam.json"
 
@@ -40,17 +54,17 @@ class Subnet:
     """A network's subnet, gateway and the addresses given out in it (address -> owner)."""
 
     network_id: str
-    subnet: IPv4Network
-    gateway: IPv4Address
-    ip_range: IPv4Network | None = None
+    subnet: Net  # IPv6 subnets are given explicitly (the pools are IPv4)
+    gateway: Addr
+    ip_range: Net | None = None
     from_pool: bool = False
     allocated: dict[str, str] = field(default_factory=dict)
     last: str = ""
 
     @property
-    def gateway_interface(self) -> IPv4Interface:
+    def gateway_interface(self) -> Iface:
         """The gateway with the subnet's prefix, as it is put on the bridge."""
-        return IPv4Interface(f"{self.gateway}/{self.subnet.prefixlen}")
+        return ip_interface(f"{self.gateway}/{self.subnet.prefixlen}")
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -69,9 +83,9 @@ class Subnet:
         assert isinstance(allocated, dict)
         return cls(
             network_id=network_id,
-            subnet=IPv4Network(str(doc["subnet"])),
-            gateway=IPv4Address(str(doc["gateway"])),
-            ip_range=IPv4Network(str(ip_range)) if ip_range else None,
+            subnet=ip_network(str(doc["subnet"])),
+            gateway=ip_address(str(doc["gateway"])),
+            ip_range=ip_network(str(ip_range)) if ip_range else None,
             from_pool=bool(doc.get("from_pool")),
             allocated={str(k): str(v) for k, v in allocated.items()},
             last=str(doc.get("last") or ""),
@@ -93,22 +107,23 @@ def host_networks() -> list[IPv4Network]:
     return found
 
 
-def _parse_network(text: str, what: str) -> IPv4Network:
+def _parse_network(text: str, what: str) -> Net:
     try:
-        return IPv4Network(text, strict=True)
+        return ip_network(text, strict=True)
     except ValueError as exc:
         raise InvalidRequest(f"invalid {what} {text!r}: {exc}") from None
 
 
-def _parse_address(text: str, what: str) -> IPv4Address:
+def _parse_address(text: str, what: str) -> Addr:
     try:
-        return IPv4Address(text)
+        return ip_address(text)
     except ValueError as exc:
         raise InvalidRequest(f"invalid {what} {text!r}: {exc}") from None
 
 
-def _overlaps(candidate: IPv4Network, others: Iterable[IPv4Network]) -> bool:
-    return any(candidate.overlaps(other) for other in others)
+def _overlaps(candidate: Net, others: Iterable[Net]) -> bool:
+    return any(candidate.version == other.version and candidate.overlaps(other)
+               for other in others)
 
 
 class Ipam:
@@ -131,6 +146,11 @@ class Ipam:
     def subnets(self) -> list[Subnet]:
         with self._lock:
             return list(self._subnets.values())
+
+    def find_subnet(self, network_id: str) -> Subnet | None:
+        """``network_id``'s subnet, or None when it has none."""
+        with self._lock:
+            return self._subnets.get(network_id)
 
     def subnet(self, network_id: str) -> Subnet:
         with self._lock:
@@ -170,7 +190,8 @@ class Ipam:
             rng = _parse_network(ip_range, "ip range") if ip_range else None
             if gw not in net or gw in (net.network_address, net.broadcast_address):
                 raise InvalidRequest(f"gateway {gw} is not a host address of {net}")
-            if rng is not None and not rng.subnet_of(net):
+            if rng is not None and (rng.version != net.version
+                                    or not rng.subnet_of(net)):  # type: ignore[arg-type]
                 raise InvalidRequest(f"ip range {rng} is not inside subnet {net}")
             if net.num_addresses < 4:
                 raise InvalidRequest(f"subnet {net} has no room for a gateway and hosts")
@@ -179,7 +200,7 @@ class Ipam:
             self._save()
             return record
 
-    def _free_pool_subnet(self, ours: list[IPv4Network]) -> IPv4Network:
+    def _free_pool_subnet(self, ours: list[Net]) -> Net:
         taken = ours + host_networks()
         for pool in self.pools:
             for candidate in pool.subnets():
@@ -194,7 +215,7 @@ class Ipam:
 
     def request_address(
         self, network_id: str, owner: str, address: str | None = None
-    ) -> IPv4Interface:
+    ) -> Iface:
         """An address for ``owner`` (``address`` if given), with the subnet's prefix.
 
         Free addresses are handed out after the last one given, wrapping around, as
@@ -214,22 +235,23 @@ class Ipam:
             sub.allocated[str(ip)] = owner
             sub.last = str(ip)
             self._save()
-            return IPv4Interface(f"{ip}/{sub.subnet.prefixlen}")
+            return ip_interface(f"{ip}/{sub.subnet.prefixlen}")
 
     @staticmethod
-    def _reserved(sub: Subnet) -> set[IPv4Address]:
+    def _reserved(sub: Subnet) -> set[Addr]:
         return {sub.subnet.network_address, sub.subnet.broadcast_address, sub.gateway}
 
-    def _next_free(self, sub: Subnet) -> IPv4Address:
+    def _next_free(self, sub: Subnet) -> Addr:
         span = sub.ip_range or sub.subnet
         first, size = int(span.network_address), span.num_addresses
-        start = int(IPv4Address(sub.last)) - first + 1 if sub.last else 0
+        start = int(ip_address(sub.last)) - first + 1 if sub.last else 0
         reserved = self._reserved(sub)
         for step in range(size):
-            ip = IPv4Address(first + (start + step) % size)
+            ip = ip_address(first + (start + step) % size)
             if ip not in reserved and str(ip) not in sub.allocated:
                 return ip
-        raise Exhausted(f"no available IPv4 addresses on network {sub.network_id}")
+        raise Exhausted(f"no available IPv{span.version} addresses on network "
+                        f"{sub.network_id}")
 
     def release_address(self, network_id: str, owner: str) -> None:
         """Free what ``owner`` holds on ``network_id`` (nothing held is no error)."""

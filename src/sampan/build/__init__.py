@@ -1,0 +1,1 @@
+"""Dockerfile builds: the parser, the context, the classic builder and its cache."""

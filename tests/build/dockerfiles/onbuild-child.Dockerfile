@@ -1,0 +1,2 @@
+FROM onbuild-base
+RUN cat /triggered /from-trigger.txt

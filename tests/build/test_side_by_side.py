@@ -1,0 +1,110 @@
+"""Side by side with real docker (Debian's dockerd 20.10, classic builder): the same
+Dockerfiles and contexts built by both from the same busybox fixture; the image configs
+match field by field (but the parent's ID in Config.Image), the history matches entry by
+entry (COPY/ADD name their sources by a content hash of each engine's own), and the
+filesystems match (paths, types, modes, owners, contents, link targets)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine.conftest import FIXTURES, Daemon
+from tests.images.dockerd import private_dockerd
+
+from . import imagefs
+from .contexts import make_context
+
+_SOURCE_HASH = re.compile(r"(file|dir|multi):[0-9a-f]{64}")
+
+
+class Peer:
+    def __init__(self, client: list[str]) -> None:
+        self.client = client
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+        env.pop("DOCKER_HOST", None)
+        result = subprocess.run([*self.client, *args], capture_output=True, timeout=timeout,
+                                env=env)
+        assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
+        return result
+
+
+@pytest.fixture(scope="module")
+def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    with private_dockerd(str(tmp_path_factory.mktemp("peer"))) as client:
+        p = Peer(client)
+        p.run("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+        yield p
+
+
+def ours(daemon: Daemon, *args: str) -> bytes:
+    result = subprocess.run(["docker", *args], capture_output=True, timeout=300,
+                            env={**daemon.env, "DOCKER_BUILDKIT": "0"})
+    assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
+    return result.stdout
+
+
+def both(daemon: Daemon, peer: Peer, context: Path, tag: str, *args: str,
+         ) -> tuple[tuple[dict[str, Any], dict[str, imagefs.Entry]], ...]:
+    ours(daemon, "build", "-t", tag, *args, str(context))
+    peer.run("build", "-t", tag, *args, str(context))
+    return (imagefs.load(ours(daemon, "save", tag)),
+            imagefs.load(peer.run("save", tag).stdout))
+
+
+def history(config: dict[str, Any]) -> list[tuple[str, bool]]:
+    return [(_SOURCE_HASH.sub(r"\1:<hash>", h.get("created_by", "")),
+             bool(h.get("empty_layer"))) for h in config["history"]]
+
+
+def normalized(tree: dict[str, imagefs.Entry]) -> dict[str, imagefs.Entry]:
+    return {p: (kind, stat.S_IMODE(mode), uid, gid, data)
+            for p, (kind, mode, uid, gid, data) in tree.items()}
+
+
+def compare(mine: tuple[dict[str, Any], dict[str, imagefs.Entry]],
+            theirs: tuple[dict[str, Any], dict[str, imagefs.Entry]]) -> None:
+    (my_config, my_tree), (their_config, their_tree) = mine, theirs
+    mine_cfg = {k: v for k, v in my_config["config"].items() if k != "Image"}
+    theirs_cfg = {k: v for k, v in their_config["config"].items() if k != "Image"}
+    assert mine_cfg == theirs_cfg
+    for key in ("architecture", "os", "author"):
+        assert my_config.get(key) == their_config.get(key), key
+    assert history(my_config) == history(their_config)
+    assert len(my_config["rootfs"]["diff_ids"]) == len(their_config["rootfs"]["diff_ids"])
+    assert normalized(my_tree) == normalized(their_tree)
+
+
+def test_every_config_instruction(daemon: Daemon, peer: Peer, tmp_path: Path) -> None:
+    context = make_context(tmp_path, "everything.Dockerfile")
+    compare(*both(daemon, peer, context, "side:everything", "--build-arg", "V=2"))
+
+
+def test_multistage_copy_rules_add_and_dockerignore(daemon: Daemon, peer: Peer,
+                                                     tmp_path: Path) -> None:
+    context = make_context(tmp_path, "multistage.Dockerfile")
+    mine, theirs = both(daemon, peer, context, "side:multi", "--target", "final")
+    compare(mine, theirs)
+    tree = mine[1]
+    assert tree["/opt/bin/alias"][0] == "symlink" and tree["/opt/bin/alias"][4] == "tool"
+    assert tree["/home/app/sub/b"][2:4] == (1234, 1234)
+    assert "/unpacked/inner/file.txt" in tree and "/srv/texts/a.txt" in tree
+    assert "/srv/texts/debug.log" not in tree
+
+
+def test_onbuild_triggers(daemon: Daemon, peer: Peer, tmp_path: Path) -> None:
+    base = make_context(tmp_path, "onbuild-base.Dockerfile")
+    compare(*both(daemon, peer, base, "onbuild-base"))
+    child = make_context(tmp_path, "onbuild-child.Dockerfile")
+    mine, theirs = both(daemon, peer, child, "side:onbuild-child")
+    compare(mine, theirs)
+    assert mine[0]["config"]["OnBuild"] is None
