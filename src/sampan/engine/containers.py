@@ -360,13 +360,13 @@ class Containers:
         c.state.exit_code = code
         c.state.pid = 0
         c.state.finished_at = rfc3339(int(when * 1e9) if when else None)
-        await self._teardown(c)
         try:
+            await self._teardown(c)
             self.store.save(c)
         except OSError as exc:
             # A full data root (a container filled it) must not hide the exit from those
             # waiting; the state stays in memory and is saved with the next change.
-            log.error("recording the exit of %s: %s", c.id[:12], exc)
+            log.error("releasing or recording the exit of %s: %s", c.id[:12], exc)
         self._wake(c, ExitStatus(code, c.state.error), ("not-running", "next-exit", ""))
         live.exited.set()
         if was_running:
@@ -481,11 +481,16 @@ class Containers:
                 # A full data root must not keep the container whose removal frees it: go
                 # on without the marker (a crash now leaves the old record to reconcile).
                 log.warning("marking %s as removing: %s", c.id[:12], exc)
-            await self._teardown(c)
+            try:
+                await self._teardown(c)
+            except OSError as exc:  # the data root is full: free the container's writes
+                log.warning("releasing %s: %s; again after discarding its writes",
+                            c.id[:12], exc)
+                self._discard_writes(c)
+                await self._teardown(c)
             try:
                 if self.images.snapshots.exists(c.id):
-                    _discard_writes(self.images.snapshots.fs(
-                        self.images.snapshots.stat(c.id)))
+                    self._discard_writes(c)
                     self.images.snapshots.remove(c.id)
             except SnapshotError as exc:
                 c.state.status = "dead"
@@ -505,6 +510,13 @@ class Containers:
         self._wake(c, ExitStatus(c.state.exit_code), ("removed", "not-running", "next-exit", ""))
         self._live.pop(c.id, None)
         self.on_change("destroy", c)
+
+    def _discard_writes(self, c: Container) -> None:
+        """Empty a removed container's writable layer first: when the container filled
+        the data root, releasing the rest (records, the snapshot's transaction) needs the
+        space."""
+        if self.images.snapshots.exists(c.id):
+            _empty(self.images.snapshots.fs(self.images.snapshots.stat(c.id)))
 
     def rename(self, ref: str, new_name: str) -> None:
         c = self.get(ref)
@@ -600,9 +612,7 @@ def set_subreaper() -> None:
         k.set_child_subreaper()
 
 
-def _discard_writes(directory: str) -> None:
-    """Empty a removed container's writable layer before its snapshot record goes: when
-    the container filled the data root, the record's transaction needs the space."""
+def _empty(directory: str) -> None:
     import shutil
 
     with suppress(FileNotFoundError):
