@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libseccomp2 busybox-static iproute2 procps util-linux  # runtime parts, base rootfs
   runc podman conmon uidmap fuse-overlayfs crun tini  # peers the tests compare with
   skopeo umoci docker-registry apache2-utils openssl  # image tooling and the test registry
-  docker.io                                           # dockerd, the peer for the engine
+  docker.io docker-compose                            # dockerd, the peer for the engine; compose as a client
   nftables iptables hyperfine iperf3 curl git         # networking and benchmarks
 )
 missing=()

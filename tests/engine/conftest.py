@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,10 @@ class Daemon:
         self.data_root = os.path.join(base, "data")
         self.exec_root = os.path.join(base, "exec")
         self.cgroup_parent = f"/sampan-test-{os.getpid()}"
+        # A default bridge (and so an nft table) of its own: a test daemon never touches
+        # another sampand's, nor does one test daemon's shutdown remove another's.
+        self.bridge = "sb" + "".join(ch for ch in os.path.basename(base) if ch.isalnum())[-10:]
+        self.nft_table = "sampan_" + self.bridge
         self.log = os.path.join(base, "sampand.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "DOCKER_HOST": self.host,
@@ -45,7 +50,8 @@ class Daemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [SAMPAND, "-H", self.host, "--data-root", self.data_root,
-                 "--exec-root", self.exec_root, "--cgroup-parent", self.cgroup_parent],
+                 "--exec-root", self.exec_root, "--cgroup-parent", self.cgroup_parent,
+                 "--bridge", self.bridge],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -114,12 +120,16 @@ def _remove_cgroups(parent: str) -> None:
                 os.rmdir(dirpath)
 
 
-@pytest.fixture(scope="session")
-def daemon() -> Iterator[Daemon]:
+@contextlib.contextmanager
+def started_daemon(cgroup_parent: str | None = None) -> Iterator[Daemon]:
+    """A sampand in a fresh temporary directory with busybox loaded; everything it made
+    is removed afterwards (the `daemon` fixture, and the CLI tests' own)."""
     if DOCKER is None:
         pytest.fail("the docker CLI is needed for the engine tests")
     base = tempfile.mkdtemp(prefix="sampand-")
     d = Daemon(base)
+    if cgroup_parent is not None:
+        d.cgroup_parent = cgroup_parent
     try:
         d.start()
         d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
@@ -140,9 +150,30 @@ def daemon() -> Iterator[Daemon]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def daemon() -> Iterator[Daemon]:
+    with started_daemon() as d:
+        yield d
+
+
 @pytest.fixture
 def docker_client(daemon: Daemon) -> Iterator[object]:
     import docker
     client = docker.DockerClient(base_url=daemon.host, version="auto", timeout=60)
     yield client
     client.close()
+
+
+def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for ``check`` to hold, polling every 0.1 s; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def unique(prefix: str) -> str:
+    """A container name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -31,7 +31,8 @@ class Spawned(Daemon):
 
     def argv(self) -> list[str]:
         layout = ["-H", self.host, "--data-root", self.data_root, "--exec-root",
-                  self.exec_root, "--cgroup-parent", self.cgroup_parent] if self.layout else []
+                  self.exec_root, "--cgroup-parent", self.cgroup_parent,
+                  "--bridge", self.bridge] if self.layout else []
         return [SAMPAND, *layout, *self.args]
 
     def launch(self, **popen: Any) -> None:

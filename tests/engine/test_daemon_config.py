@@ -72,6 +72,7 @@ def refused(tmp: Path, config: dict[str, Any] | str | None, *flags: str) -> str:
     ({"registry-mirrors": ["mirror.example"]}, "registry-mirrors: invalid mirror: no scheme"),
     ({"hosts": ["http://x"]}, "hosts: 'http://x': unsupported scheme 'http'"),
     ({"group": "no-such-group-here"}, "group: group 'no-such-group-here' not found"),
+    ({"bridge": "name-far-too-long"}, "bridge: 'name-far-too-long' is not a valid interface"),
     ({"cgroup-parent": "relative"}, "cgroup-parent: 'relative' must be an absolute path"),
     ({"seccomp-profile": "/no/such/profile.json"}, "seccomp-profile: /no/such/profile.json"),
     ({"userns-remap": "no-such-user"}, "userns-remap: no such user 'no-such-user'"),

@@ -46,7 +46,7 @@ def host_state(d: Daemon) -> dict[str, object]:
         "links": links,
         "addresses": _run("ip", "-o", "addr", "show"),
         "routes": _run("ip", "route", "show", "table", "all").replace(" linkdown", ""),
-        "table": _run("nft", "list", "table", "ip", "sampan"),
+        "table": _run("nft", "list", "table", "ip", d.nft_table),
         "namespaces": namespaces,
         "mounts": mounts,
         "allocated": {n: s["allocated"] for n, s in ipam.get("networks", {}).items()},

@@ -19,7 +19,6 @@ import pytest
 
 from tests.engine.conftest import FIXTURES, Daemon
 
-BRIDGE = "sampan0"
 PAGE = "sampan-httpd-fixture-ok"
 
 
@@ -58,8 +57,8 @@ def host_links() -> set[str]:
     return {link["ifname"] for link in json.loads(out)}
 
 
-def nft_rules() -> str:
-    return subprocess.run(["nft", "list", "table", "ip", "sampan"], capture_output=True,
+def nft_rules(d: Daemon) -> str:
+    return subprocess.run(["nft", "list", "table", "ip", d.nft_table], capture_output=True,
                           text=True, check=False).stdout
 
 
@@ -70,7 +69,7 @@ def test_bridge_mode_default(net_daemon: Daemon) -> None:
     assert "default via" in out
     names = d.ok("network", "ls", "--format", "{{.Name}} {{.Driver}}").split("\n")
     assert {"bridge bridge", "host host", "none null"} <= set(names)
-    assert BRIDGE in host_links()
+    assert d.bridge in host_links()
 
 
 def test_none_mode_has_only_loopback(net_daemon: Daemon) -> None:
@@ -140,7 +139,7 @@ def test_publish_on_loopback_and_random_port(net_daemon: Daemon) -> None:
         d.ok("rm", "-f", "web")
     with pytest.raises(httpx.HTTPError):
         httpx.get("http://127.0.0.1:18080/", timeout=1)
-    assert "dnat to" not in nft_rules()
+    assert "dnat to" not in nft_rules(d)
 
 
 UDP_ECHO = ("import socket\n"

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine import Conflict, InvalidParameter, netviews, views
+from ..engine import Conflict, EngineError, InvalidParameter, netviews, stats, update, views
 from ..engine import logs as logfile
 from ..engine.attach import parse_detach_keys
 from ..engine.df import add_sizes
@@ -55,8 +55,10 @@ async def create(request: web.Request) -> web.Response:
 async def inspect(request: web.Request) -> web.Response:
     engine = engine_of(request)
     c = engine.containers.get(request.match_info["id"])
-    return reply(views.inspect(c, engine.containers.directory(c),
-                               engine.containers.log_path(c), _graph(request, c),
+    log_path = engine.containers.log_path(c) \
+        if engine.containers.log_options(c).driver != "none" else ""
+    return reply(views.inspect(c, engine.containers.directory(c), log_path,
+                               _graph(request, c),
                                network=netviews.container_settings(engine.networking, c)))
 
 
@@ -102,9 +104,10 @@ async def stop(request: web.Request) -> web.Response:
 async def restart(request: web.Request) -> web.Response:
     containers = engine_of(request).containers
     c = containers.get(request.match_info["id"])
-    if c.state.running:
+    if c.state.running or c.state.status == "restarting":
         await containers.stop(c.id, _int(request, "t"), request.query.get("signal"))
     await containers.start(c.id)
+    containers.on_change("restart", c)
     return web.Response(status=204)
 
 
@@ -159,10 +162,14 @@ async def logs(request: web.Request) -> web.StreamResponse:
     since = float(request.query.get("since") or 0)
     until = float(request.query.get("until") or 0)
     timestamps, follow = flag(request, "timestamps"), flag(request, "follow")
+    if containers.log_options(c).driver == "none":
+        raise NotImplementedByDriver("configured logging driver does not support reading")
+    with contextlib.suppress(OSError):
+        containers.shipper(c).ship()
     response = web.StreamResponse(
         status=200, headers={"Content-Type": RAW_STREAM if c.tty else MULTIPLEXED_STREAM})
     await response.prepare(request)
-    reader = logfile.LogReader(containers.log_path(c))
+    reader = logfile.JsonTail(containers.log_path(c))
     exited = containers.exited_event(c)
 
     async def send(entries: list[logfile.LogEntry], limit: int | None) -> None:
@@ -172,16 +179,32 @@ async def logs(request: web.Request) -> web.StreamResponse:
             stream = 1 if entry.stream == logfile.STDOUT else 2
             await response.write(data if c.tty else frame(stream, data))
 
+    shipper = containers.shipper(c)
+    fresh: list[logfile.LogEntry] = []
+    if follow:  # from now on the shipper hands us what it writes (no file read races)
+        shipper.listeners.add(fresh.extend)
     try:
         await send(reader.read(), tail)
+        reader.close()
         while follow and c.state.running and not (until and until < time.time()):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(exited.wait(), FOLLOW_INTERVAL)
-            await send(reader.read(), None)
+            with contextlib.suppress(OSError):
+                shipper.ship()
+            batch = fresh[:]
+            fresh.clear()
+            await send(batch, None)
         await response.write_eof()
     except ConnectionResetError:  # the client stopped following
         pass
+    finally:
+        reader.close()
+        shipper.listeners.discard(fresh.extend)
     return response
+
+
+class NotImplementedByDriver(EngineError):
+    status = 501
 
 
 async def attach(request: web.Request) -> web.StreamResponse:
@@ -200,7 +223,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
     conn.on_lost(att.stop)
     try:
         if flag(request, "logs"):
-            for entry in logfile.LogReader(containers.log_path(c)).read():
+            past = logfile.JsonTail(containers.log_path(c))
+            entries = past.read()
+            past.close()
+            for entry in entries:
                 if (want_out if entry.stream == logfile.STDOUT else want_err):
                     stream = 1 if entry.stream == logfile.STDOUT else 2
                     await conn.write(entry.data if c.tty else frame(stream, entry.data))
@@ -268,7 +294,69 @@ async def changes(request: web.Request) -> web.Response:
     return reply([{"Path": ch.path, "Kind": _CHANGE_KINDS[ch.kind]} for ch in found] or None)
 
 
+async def pause(request: web.Request) -> web.Response:
+    await engine_of(request).containers.pause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def unpause(request: web.Request) -> web.Response:
+    await engine_of(request).containers.unpause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def update_(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    warnings = await update.update(engine.containers, request.match_info["id"],
+                                   await json_body(request))
+    return reply({"Warnings": warnings})
+
+
+STATS_INTERVAL = 1.0
+
+
+async def stats_(request: web.Request) -> web.StreamResponse:
+    """One document (stream=false; one-shot=true without precpu_stats) or one a second."""
+    engine = engine_of(request)
+    c = engine.containers.get(request.match_info["id"])
+    stream = flag(request, "stream", default=True)
+    one_shot = flag(request, "one-shot")
+    if stream and one_shot:
+        raise InvalidParameter("cannot have stream=true and one-shot=true")
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    previous: dict[str, Any] | None = None
+    try:
+        if not c.state.running:
+            await response.write(json.dumps(stats.not_running(c)).encode() + b"\n")
+        else:
+            if not stream and not one_shot:  # as dockerd: a sample before, for the CPU %
+                previous = await stats.sample(engine.containers.runtime_of(c), c)
+                await asyncio.sleep(STATS_INTERVAL)
+            while c.state.running:
+                current = await stats.sample(engine.containers.runtime_of(c), c)
+                doc = stats.with_previous(dict(current), previous)
+                await response.write(json.dumps(doc).encode() + b"\n")
+                if not stream:
+                    break
+                previous = current
+                await asyncio.sleep(STATS_INTERVAL)
+        await response.write_eof()
+    except ConnectionResetError:  # the client stopped reading
+        pass
+    except EngineError:  # the container stopped between two samples
+        if stream:
+            with contextlib.suppress(ConnectionResetError):
+                await response.write_eof()
+        else:
+            raise
+    return response
+
+
 def register(app: web.Application) -> None:
+    route(app, "POST", "/containers/{id}/pause", pause)
+    route(app, "POST", "/containers/{id}/unpause", unpause)
+    route(app, "POST", "/containers/{id}/update", update_)
+    route(app, "GET", "/containers/{id}/stats", stats_)
     route(app, "POST", "/containers/create", create)
     route(app, "GET", "/containers/json", list_)
     route(app, "GET", "/containers/{id}/json", inspect)

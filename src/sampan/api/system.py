@@ -62,15 +62,17 @@ def _cgroup_version() -> str:
 async def info(request: web.Request) -> web.Response:
     engine = engine_of(request)
     containers = engine.containers.all()
-    running = sum(1 for c in containers if c.state.running)
+    paused = sum(1 for c in containers if c.state.status == "paused")
+    running = sum(1 for c in containers if c.state.running) - paused
     options = engine.options
     body: dict[str, Any] = {
         "ID": "", "Containers": len(containers), "ContainersRunning": running,
-        "ContainersPaused": 0, "ContainersStopped": len(containers) - running,
+        "ContainersPaused": paused,
+        "ContainersStopped": len(containers) - running - paused,
         "Images": len(engine.images.db.images()), "Driver": engine.images.snapshots.name,
         "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {
             "Volume": [], "Network": ["host", "null"], "Authorization": None,
-            "Log": ["json-file"]},
+            "Log": ["json-file", "none"]},
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
         "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": False,
         "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": options.debug,

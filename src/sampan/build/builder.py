@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import __version__
 from ..engine import Engine, EngineError
-from ..engine.logs import LogReader
+from ..engine.logs import JsonTail
 from ..images.instructions import ChangeError, expand_word, expand_words
 from ..images.store import (
     ImageError,
@@ -663,7 +663,7 @@ class Builder:
     async def _start_and_wait(self, cid: str) -> int:
         containers = self.engine.containers
         c = containers.get(cid)
-        reader = LogReader(containers.log_path(c))
+        reader = JsonTail(containers.log_path(c))
         waiter = asyncio.ensure_future(containers.wait(cid, "next-exit"))
         try:
             await containers.start(cid)
@@ -680,6 +680,7 @@ class Builder:
         status = waiter.result()
         for entry in reader.read():
             await self.say(entry.data.decode("utf-8", "replace"))
+        reader.close()
         return status.code
 
 

@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--log-opt", dest="log-opts", action="append", help="default log option k=v")
     add("--default-address-pool", dest="default-address-pools", action="append",
         help="pool for bridge networks: base=172.30.0.0/16,size=24")
+    add("-b", "--bridge", dest="bridge",
+        help="the default network's bridge (default sampan0); its nft table is named after it")
     add("--add-runtime", dest="runtimes", action="append",
         help="register an OCI runtime: name=path")
     add("--default-runtime", dest="default-runtime",

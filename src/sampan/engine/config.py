@@ -15,6 +15,8 @@ from typing import Any
 
 from ..oci.decode import DecodeError, decode
 from .errors import InvalidParameter
+from .logs import parse_log_config
+from .restart import parse_policy
 
 
 @dataclass
@@ -103,6 +105,8 @@ def parse_host_config(raw: Any) -> HostConfig:
     except DecodeError as exc:
         raise InvalidParameter(str(exc)) from None
     check_host_config(host)
+    if isinstance(raw, dict):
+        parse_log_config(raw.get("LogConfig"))
     return host
 
 
@@ -117,11 +121,10 @@ def check_host_config(host: HostConfig) -> None:
                                "see usage")
     if host.nano_cpus and host.nano_cpus < 0:
         raise InvalidParameter("HostConfig.NanoCpus: must not be negative")
-    policy = host.restart_policy.name if host.restart_policy else None
-    if policy not in (None, "", "no"):
-        raise InvalidParameter(f"HostConfig.RestartPolicy.Name: restart policy {policy!r} is "
-                               "not supported yet")
-    if policy not in (None, "", "no") and host.auto_remove:
+    rp = host.restart_policy
+    policy = parse_policy(None if rp is None else
+                          {"Name": rp.name, "MaximumRetryCount": rp.maximum_retry_count})
+    if policy.restarts and host.auto_remove:
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
 
 

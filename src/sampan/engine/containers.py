@@ -19,13 +19,13 @@ import signal
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..images import ImageNotFound, ImageStore
 from ..images.store import ImageError
 from ..kernel import syscalls as k
 from ..snapshots import SnapshotError, mount_all, unmount_all
-from . import monitor
+from . import health, logs, monitor
 from .attach import Attachment
 from .config import as_list, check_name, parse_config, parse_host_config, parse_signal
 from .daemonconfig import ContainerDefaults
@@ -35,6 +35,7 @@ from .names import random_name
 from .networking import Networking
 from .ociruntime import OCIRuntime
 from .record import Container, rfc3339
+from .restart import Restarts
 from .runtimes import Runtimes
 from .spec import CGROUP_PARENT, build_spec, security_options
 from .store import ContainerStore
@@ -58,6 +59,14 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 class ExitStatus:
     code: int
     error: str = ""
+
+
+class Watcher(Protocol):
+    """What follows a container's runs (healthchecks): told of starts and exits."""
+
+    def started(self, c: Container, adopted: bool) -> None: ...
+
+    def exited(self, c: Container) -> None: ...
 
 
 @dataclass
@@ -88,6 +97,12 @@ class Containers:
         self._all: dict[str, Container] = {}
         self._live: dict[str, _Live] = {}
         self.on_change: Callable[[str, Container], None] = lambda action, c: None
+        self.restarts = Restarts(self._auto_restart, self._restart_failed)
+        # sampand stopping its containers (live-restore off) is not the user stopping them:
+        # unless-stopped ones come back with it, as with dockerd
+        self.shutting_down = False
+        self.shippers = logs.Shippers()
+        self.watchers: list[Watcher] = []
         self.mounts: Mounts | None = None  # volumes and mounts, set by the engine
 
     # Lookup -------------------------------------------------------------------------------
@@ -118,7 +133,20 @@ class Containers:
         return self.store.dir(c.id)
 
     def log_path(self, c: Container) -> str:
-        return os.path.join(self.directory(c), "container.log")
+        """Docker's LogPath: the json-file log (``logs``)."""
+        return os.path.join(self.directory(c), f"{c.id}-json.log")
+
+    def log_options(self, c: Container) -> logs.LogOptions:
+        try:
+            return logs.parse_log_config(c.host_config.get("LogConfig"))
+        except InvalidParameter:
+            return logs.LogOptions()
+
+    def shipper(self, c: Container) -> logs.Shipper:
+        return self.shippers.get(c.id, self.directory(c), self.log_path(c), self.log_options(c))
+
+    def persist_dir(self, c: Container) -> str:
+        return os.path.join(self.directory(c), "monitor")
 
     def runtime_of(self, c: Container) -> OCIRuntime:
         """The OCI runtime the container was created with (HostConfig.Runtime)."""
@@ -136,9 +164,15 @@ class Containers:
         """HostConfig with the daemon's runtime and log config where it names none."""
         if self.runtimes is not None:
             host["Runtime"] = self.runtimes.resolve(host.get("Runtime"))
-        if not (host.get("LogConfig") or {}).get("Type"):
-            default = self.defaults.log_config
-            host["LogConfig"] = {"Type": default["Type"], "Config": dict(default["Config"])}
+        # dockerd's mergeAndVerifyLogConfig: the default driver where none is named, and
+        # with the default driver, the default options the request does not set
+        given = host.get("LogConfig") or {}
+        default = self.defaults.log_config
+        driver = given.get("Type") or default["Type"]
+        options = dict(given.get("Config") or {})
+        if driver == default["Type"]:
+            options = {**default["Config"], **options}
+        host["LogConfig"] = {"Type": driver, "Config": options}
         return host
 
     def _live_of(self, c: Container) -> _Live:
@@ -150,6 +184,7 @@ class Containers:
         if not isinstance(body, dict):
             raise InvalidParameter("config cannot be empty in order to create a container")
         config = parse_config(body)
+        health.check(body.get("Healthcheck"))
         host_raw = body.get("HostConfig") or {}
         security_options(parse_host_config(host_raw))
         # networking: the mode and networks asked for (404 for an unknown network)
@@ -231,6 +266,7 @@ class Containers:
             if not config.get(key) and image.get(key):
                 config[key] = image[key]
         config["Labels"] = {**(image.get("Labels") or {}), **(config.get("Labels") or {})}
+        health.merge(config, image)
         if image.get("ExposedPorts"):  # networking: -P publishes the image's ports too
             config["ExposedPorts"] = {**image["ExposedPorts"], **(config.get("ExposedPorts") or {})}
         return config
@@ -251,12 +287,16 @@ class Containers:
 
     # Start --------------------------------------------------------------------------------
 
-    async def start(self, ref: str) -> None:
+    async def start(self, ref: str, auto: bool = False) -> None:
         c = self.get(ref)
         live = self._live_of(c)
         async with live.lock:
+            if c.state.status == "paused":
+                raise Conflict("cannot start a paused container, try unpause instead")
             if c.state.running:
                 raise NotModified()
+            if not auto:
+                self.restarts.reset(c)
             if c.state.status == "removing":
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             before = c.state.status
@@ -304,12 +344,20 @@ class Containers:
                           self.defaults, sandbox=sandbox)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(spec, f)
+        options = self.log_options(c)
+        self.shipper(c).reset()
+        os.makedirs(self.persist_dir(c), mode=0o700, exist_ok=True)
+        monitor.clear_oom(self.persist_dir(c))
         job = monitor.Launch(
-            container_id=c.id, name=c.name, bundle=directory, log_path=self.log_path(c),
+            container_id=c.id, name=c.name, bundle=directory,
+            log_path=os.path.join(directory, logs.JOURNAL), log_size_max=options.journal_limit,
+            logging=options.driver != "none", persist_dir=self.persist_dir(c),
             tty=c.tty, stdin=bool(c.config.get("OpenStdin")),
             # as dockerd: a TTY's stdin outlives its attachments (a detach must not end it)
             leave_stdin_open=c.tty or not c.config.get("StdinOnce"))
         mon, pid = await asyncio.to_thread(monitor.launch, self.monitors_of(c), job)
+        with suppress(OSError):
+            self.shipper(c).ship()  # hold the journal open from the start
         c.monitor = mon
         c.state.pid = pid
         self.store.save(c)
@@ -323,13 +371,31 @@ class Containers:
         c.state.status = "running"
         c.state.error = ""
         c.state.exit_code = 0
+        c.state.oom_killed = False
         c.state.started_at = rfc3339()
         self.store.save(c)
         self._watch(c)
         await self.runtime_of(c).start(c.id)
         for att in attached:
             att.started()
+        self._following(c, adopted=False)
         self.on_change("start", c)
+
+    def _following(self, c: Container, adopted: bool) -> None:
+        """A run begins (or is adopted): ship its logs, tell the watchers."""
+        self.shippers.follow(c.id, self.shipper(c))
+        for watcher in self.watchers:
+            watcher.started(c, adopted)
+
+    async def _auto_restart(self, container_id: str) -> None:
+        await self.start(container_id, auto=True)
+        self.on_change("restart", self.get(container_id))
+
+    def _restart_failed(self, c: Container, exc: Exception) -> None:
+        if c.state.status == "restarting":
+            c.state.status = "exited"
+            c.state.error = str(exc)
+            self.store.save(c)
 
     # Exit ---------------------------------------------------------------------------------
 
@@ -354,14 +420,22 @@ class Containers:
         code, when = result if result is not None else (255, None)
         if result is None and not c.state.error:
             c.state.error = "the container's monitor exited without recording an exit code"
-        was_running = c.state.running or c.state.status == "created"
+        was_running = c.state.running or c.state.status in ("created", "restarting")
         if c.state.status != "removing":
             c.state.status = "exited"
         c.state.exit_code = code
         c.state.pid = 0
         c.state.finished_at = rfc3339(int(when * 1e9) if when else None)
+        c.state.oom_killed = monitor.oom_killed(self.persist_dir(c))
+        self.shippers.stop(c.id)
+        with suppress(OSError):
+            self.shipper(c).ship()  # conmon has written everything: ship the rest
+        for watcher in self.watchers:
+            watcher.exited(c)
+        restarting = False
         try:
             await self._teardown(c)
+            restarting = c.state.status == "exited" and self.restarts.exited(c)
             self.store.save(c)
         except OSError as exc:
             # A full data root (a container filled it) must not hide the exit from those
@@ -371,6 +445,8 @@ class Containers:
         live.exited.set()
         if was_running:
             self.on_change("die", c)
+        if restarting:
+            return
         if c.host_config.get("AutoRemove") and c.state.status != "removing":
             try:
                 await self.remove(c.id, force=True, volumes=True)
@@ -408,8 +484,16 @@ class Containers:
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
         c = self.get(ref)
         number = parse_signal(sig, signal.SIGKILL)
+        if c.state.status == "paused":
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is paused. "
+                           "Unpause the container before stopping or killing")
         if not c.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        c.manually_stopped = not self.shutting_down
+        stop_signal = c.config.get("StopSignal")
+        if not stop_signal or number in (signal.SIGKILL, parse_signal(stop_signal)):
+            self.restarts.hold(c.id)  # as dockerd's ExitOnNext: this exit is not restarted
+        self.store.save(c)
         await self._signal(c, number)
         self.on_change("kill", c)
 
@@ -422,6 +506,13 @@ class Containers:
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
+        if c.state.status == "restarting":  # between two runs: only the restart to cancel
+            self.restarts.hold(c.id)
+            c.manually_stopped = not self.shutting_down
+            c.state.status = "exited"
+            self.store.save(c)
+            self.on_change("stop", c)
+            return
         if not c.state.running:
             raise NotModified()
         live = self._live_of(c)
@@ -429,7 +520,12 @@ class Containers:
         if timeout is None:
             timeout = c.config.get("StopTimeout") or DEFAULT_STOP_TIMEOUT
         exited = live.exited
+        c.manually_stopped = not self.shutting_down
+        self.restarts.hold(c.id)
+        self.store.save(c)
         await self._signal(c, number)
+        if c.state.status == "paused":  # the signal is delivered once it thaws
+            await self.unpause(c.id)
         try:
             await asyncio.wait_for(exited.wait(), None if timeout < 0 else timeout)
         except TimeoutError:
@@ -462,10 +558,19 @@ class Containers:
         """``volumes``: its anonymous volumes go too (``rm -v``); named ones never."""
         c = self.get(ref)
         live = self._live_of(c)
+        if c.state.status == "restarting":
+            if not force:
+                raise Conflict("You cannot remove a restarting container. Stop the container "
+                               "before attempting removal or force remove")
+            self.restarts.hold(c.id)
+            c.state.status = "exited"
+        if c.state.status == "paused" and force:
+            await self.unpause(c.id)  # a frozen process takes SIGKILL only once thawed
         if c.state.running:
             if not force:
                 raise Conflict(f"cannot remove container \"/{c.name}\": container is running: "
                                "stop the container before removing or force remove")
+            self.restarts.hold(c.id)
             exited = live.exited
             await self._signal(c, signal.SIGKILL)
             await asyncio.wait_for(exited.wait(), KILL_GRACE)
@@ -507,6 +612,8 @@ class Containers:
                 self.mounts.release(c, remove_anonymous=volumes)
         for att in live.pending:
             att.abandon()
+        self.restarts.forget(c.id)
+        self.shippers.drop(c.id)
         self._wake(c, ExitStatus(c.state.exit_code), ("removed", "not-running", "next-exit", ""))
         self._live.pop(c.id, None)
         self.on_change("destroy", c)
@@ -580,17 +687,46 @@ class Containers:
                     await self.remove(c.id, force=True)
             elif c.monitor.pid and monitor.alive(c.monitor):
                 self._watch(c)
+                self._following(c, adopted=True)
                 log.info("adopted running container %s", c.id[:12])
             elif c.monitor.pid or c.state.running:
-                await self._exited(c.id)
+                await self._exited(c.id)  # a restart policy applies as to any exit
             else:
                 live.exited.set()
                 if c.mounted:
                     await self._teardown(c)
-                    self.store.save(c)
+                if c.state.status == "restarting":
+                    c.state.status = "exited"
+                self.restarts.at_daemon_start(c)
+                self.store.save(c)
+
+    # Pause ---------------------------------------------------------------------------------
+
+    async def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        if c.state.status == "paused":
+            raise Conflict(f"Container {c.id} is already paused")
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        await self.runtime_of(c).pause(c.id)
+        if c.state.status == "running":
+            c.state.status = "paused"
+            self.store.save(c)
+        self.on_change("pause", c)
+
+    async def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        if c.state.status != "paused":
+            raise Conflict(f"Container {c.id} is not paused")
+        await self.runtime_of(c).resume(c.id)
+        if c.state.status == "paused":  # not if it exited as soon as it thawed
+            c.state.status = "running"
+            self.store.save(c)
+        self.on_change("unpause", c)
 
     def close(self) -> None:
         """Stop watching (the containers and their monitors run on)."""
+        self.shippers.close()
         for live in self._live.values():
             if live.unwatch is not None:
                 live.unwatch()

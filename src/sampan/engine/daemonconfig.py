@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..oci.decode import DecodeError, decode
 from ..security.options import UNCONFINED, SecurityDefaults
+from .logs import parse_size  # json-file's sizes, as its driver reads them
 
 if TYPE_CHECKING:
     from ..network.ipam import Pool
@@ -38,7 +39,6 @@ JSON_FILE_OPTS = ("max-size", "max-file", "compress", "labels", "labels-regex", 
                   "env-regex", "tag", "mode", "max-buffer-size")
 ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as")
-_SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -97,6 +97,9 @@ class DaemonConfig:
     log_opts: dict[str, str] = field(default_factory=dict, metadata=_key("log-opts"))
     default_address_pools: list[AddressPoolEntry] = field(
         default_factory=list, metadata=_key("default-address-pools"))
+    # The default network's bridge; its nftables table is named after it, so that two
+    # sampands (a test's and a user's) never share or remove each other's.
+    bridge: str = field(default="sampan0", metadata=_key("bridge"))
     runtimes: dict[str, RuntimeEntry] = field(default_factory=dict, metadata=_key("runtimes"))
     default_runtime: str = field(default=DEFAULT_RUNTIME, metadata=_key("default-runtime"))
     # Containers outlive sampand unless this is false (then they are stopped with it).
@@ -153,6 +156,7 @@ class DaemonConfig:
             default_runtime=self.default_runtime,
             insecure_registries=list(self.insecure_registries),
             registry_mirrors=list(self.registry_mirrors), address_pools=self.address_pools(),
+            bridge=self.bridge,
             container_defaults=self.container_defaults(), live_restore=self.live_restore,
             debug=self.debug)
 
@@ -243,6 +247,10 @@ def validate(c: DaemonConfig) -> None:
     _check_log(c)
     for i, pool in enumerate(c.default_address_pools):
         _check_pool(pool, f"default-address-pools[{i}]")
+    if not 0 < len(c.bridge) <= 15 or not all(ch.isalnum() or ch in "_.-" for ch in c.bridge) \
+            or c.bridge in ("none", ".", ".."):
+        raise ConfigError(f"bridge: {c.bridge!r} is not a valid interface name (1-15 letters, "
+                          "digits, '_', '.', '-')")
     _check_runtimes(c)
     for name, limit in c.default_ulimits.items():
         _check_ulimit(name, limit)
@@ -286,15 +294,6 @@ def _check_mirror(mirror: str) -> None:
     if scheme not in ("http", "https"):
         raise ConfigError(f"registry-mirrors: invalid mirror: unsupported scheme {scheme!r} "
                           f"in {mirror!r}")
-
-
-def parse_size(text: str) -> int:
-    """A size as docker's units.RAMInBytes reads it (10m, 1.5g, 512k, 4096)."""
-    match = _SIZE_RE.match(text.strip())
-    if not match:
-        raise ValueError(text)
-    scale = 1024 ** "bkmgtp".index((match.group(2) or "b").lower())
-    return int(float(match.group(1)) * scale)
 
 
 def _check_log(c: DaemonConfig) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..images import ImageStore
+from ..network.bridge import DEFAULT_BRIDGE
 from ..network.ipam import DEFAULT_POOLS, Pool
 from . import monitor
 from .containers import Containers, set_subreaper
@@ -23,6 +24,7 @@ from .daemonconfig import (
 )
 from .events import Event, EventLog
 from .execs import Execs
+from .health import Healthchecks
 from .mounts import Mounts
 from .networking import Networking
 from .ociruntime import OCIRuntime
@@ -61,6 +63,7 @@ class EngineOptions:
     registry_mirrors: list[str] = field(default_factory=list)
     # default-address-pools for the bridge networks' IPAM.
     address_pools: list[Pool] = field(default_factory=lambda: list(DEFAULT_POOLS))
+    bridge: str = DEFAULT_BRIDGE  # the default network's bridge (and its nft table's name)
     container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     live_restore: bool = True  # false: containers are stopped when sampand stops
     debug: bool = False
@@ -81,7 +84,7 @@ class Engine:
         self.runtimes = Runtimes(self._runtime_entries(), options.default_runtime,
                                  self.monitors.runtime_root)
         self.networking = Networking(options.data_root, options.exec_root,
-                                     pools=options.address_pools)
+                                     pools=options.address_pools, bridge=options.bridge)
         self.containers = Containers(
             self.images, ContainerStore(os.path.join(options.data_root, "containers")),
             self.monitors, self.runtime, options.cgroup_parent, network=self.networking)
@@ -90,6 +93,10 @@ class Engine:
         self.containers.defaults = options.container_defaults
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
+        self.health = Healthchecks(
+            self.execs, lambda c, status: self._container_event(f"health_status: {status}", c),
+            self.containers.store.save)
+        self.containers.watchers.append(self.health)
         from ..volumes import VolumeService
 
         self.volumes = VolumeService(os.path.join(options.data_root, "volumes"),
@@ -106,6 +113,7 @@ class Engine:
     async def stop_all(self) -> None:
         """Stop every running container (sampand stopping with live-restore off)."""
         running = [c for c in self.containers.all() if c.state.running]
+        self.containers.shutting_down = True
 
         async def stop(c: Container) -> Any:
             try:
@@ -135,6 +143,7 @@ class Engine:
             self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
 
     def close(self) -> None:
+        self.health.close()
         self.containers.close()
         self.networking.run_sync(self.networking.close,
                                  any(c.state.running for c in self.containers.all()))

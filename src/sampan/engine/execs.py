@@ -250,3 +250,7 @@ class Execs:
         session.size = (height, width)
         if session.directory:
             resize(session.directory, height, width)
+
+    def discard(self, exec_id: str) -> None:
+        """Forget a finished session (healthcheck probes are not kept, as in dockerd)."""
+        self._sessions.pop(exec_id, None)

@@ -1,20 +1,52 @@
-"""Reading container logs as Docker serves them, from conmon's k8s-file log.
+"""Container logs in docker's json-file format, with its size-based rotation.
 
-conmon writes one line per chunk of output: ``<RFC 3339 time> <stdout|stderr> <F|P> <text>``
-(P: a partial line continued by the next). We serve those entries as docker's json-file
-driver would (each line with its stream and time) instead of running a second writer per
-container: conmon already writes the log crash-safely, and a converter costs nothing while
-no one reads logs.
+Design: conmon cannot write json-file (its drivers are k8s-file, journald, passthrough and
+none) and rotates a k8s-file only by replacing it, keeping one file and losing the rest.
+So conmon writes a k8s-file *journal* (``<dir>/journal.log``: ``<time> <stream> <F|P>
+<text>`` lines) and sampand ships it into ``<dir>/<id>-json.log`` as dockerd's json-file
+driver writes it (``{"log":…,"stream":…,"time":…}`` a line, rotated into ``.1`` … ``.N-1``
+by max-size and max-file, gzipped as ``.1.gz`` … with compress). Why this split:
+
+- containers keep logging while sampand is down: conmon writes the journal on its own
+  (conmon costs about 2 MB; a second writer process per container would cost more);
+- nothing is lost across sampand's restart: the shipper records how far it got (inode and
+  offset, in ``journal.pos``) and a restarted sampand resumes there;
+- conmon's own rotation (``--log-size-max``) bounds the journal; sampand keeps the journal
+  open, so a rotation while it runs loses nothing (it drains the replaced file first).
+  While sampand is down, a journal that passes its bound restarts, dropping the older part
+  of what was written meanwhile. The bound is max-size times max-file (what json-file keeps
+  at most anyway) but at least ``JOURNAL_FLOOR`` (while sampand runs, only a burst larger
+  than that between two ships could skip a replaced journal), or ``JOURNAL_CAP`` without
+  max-size;
+- the journal of a finished run is shipped and removed before the next start.
+
+``logs`` reads the json-file set (rotated files oldest first), so it shows exactly what is
+on disk, as dockerd does; ``follow`` then takes the entries from the shipper as it writes
+them, so rotations cannot make it miss any.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from .errors import InvalidParameter
 
 STDOUT, STDERR = "stdout", "stderr"
+JOURNAL = "journal.log"
+POSITION = "journal.pos"
+JOURNAL_CAP = 32 * 1024 * 1024
+JOURNAL_FLOOR = 1024 * 1024  # a burst up to this between two ships is never lost
+SHIP_INTERVAL = 0.2
+DRIVERS = ("json-file", "none")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -26,6 +58,81 @@ class LogEntry:
     @property
     def timestamp(self) -> float:
         return parse_time(self.time)
+
+    def json_line(self) -> bytes:
+        text = self.data.decode("utf-8", errors="replace")
+        return json.dumps({"log": text, "stream": self.stream, "time": self.time},
+                          ensure_ascii=False).encode() + b"\n"
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """HostConfig.LogConfig: the driver and json-file's max-size and max-file."""
+
+    driver: str = "json-file"
+    max_size: int = 0  # bytes; 0: no rotation
+    max_file: int = 1
+    compress: bool = False  # rotated files gzipped (``.1.gz``)
+
+    @property
+    def journal_limit(self) -> int:
+        if not self.max_size:
+            return JOURNAL_CAP
+        return max(self.max_size * self.max_file, JOURNAL_FLOOR)
+
+
+def parse_size(text: str) -> int:
+    """docker's units.FromHumanSize: decimal multiples (10k = 10000)."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ValueError(text)
+    power = " kmgtp".index(match.group(2).lower() or " ")
+    return int(float(match.group(1)) * 1000 ** power)
+
+
+def parse_log_config(raw: Any) -> LogOptions:
+    """The LogConfig of a create or update, checked as dockerd's json-file driver does."""
+    if raw is None:
+        return LogOptions()
+    if not isinstance(raw, dict):
+        raise InvalidParameter("HostConfig.LogConfig: expected an object")
+    driver = raw.get("Type") or "json-file"
+    config = raw.get("Config") or {}
+    if driver not in DRIVERS:
+        raise InvalidParameter(f"HostConfig.LogConfig.Type: logger: no log driver named "
+                               f"'{driver}' is registered")
+    if not isinstance(config, dict):
+        raise InvalidParameter("HostConfig.LogConfig.Config: expected an object")
+    known = ("max-size", "max-file", "compress", "labels", "labels-regex", "env",
+             "env-regex", "tag", "mode", "max-buffer-size") if driver == "json-file" else ()
+    for key, value in config.items():
+        if key not in known:
+            raise InvalidParameter(f"unknown log opt '{key}' for {driver} log driver")
+        if not isinstance(value, str):
+            raise InvalidParameter(f"HostConfig.LogConfig.Config.{key}: expected string")
+    if config.get("compress") not in (None, "", "true", "false", "1", "0"):
+        raise InvalidParameter(f"HostConfig.LogConfig.Config.compress: "
+                               f"{config['compress']!r} is not a boolean")
+    max_size = 0
+    if config.get("max-size"):
+        try:
+            max_size = parse_size(config["max-size"])
+        except ValueError:
+            raise InvalidParameter(f"invalid size: '{config['max-size']}'") from None
+        if max_size <= 0:
+            raise InvalidParameter("max-size must be a positive number")
+    max_file = 1
+    if config.get("max-file"):
+        try:
+            max_file = int(config["max-file"])
+        except ValueError:
+            raise InvalidParameter(f"max-file: invalid number: {config['max-file']!r}") \
+                from None
+        if max_file < 1:
+            raise InvalidParameter("max-file cannot be less than 1")
+        if max_file > 1 and not max_size:
+            raise InvalidParameter("max-file cannot be set when max-size is not set")
+    return LogOptions(driver, max_size, max_file, config.get("compress") in ("true", "1"))
 
 
 def parse_time(text: str) -> float:
@@ -66,26 +173,308 @@ def parse_line(line: bytes) -> LogEntry | None:
     return LogEntry(_utc(parts[0].decode()), parts[1].decode(), text)
 
 
-class LogReader:
-    """Reads the entries of a log file from where it stopped; only complete lines."""
+def parse_json_line(line: bytes) -> LogEntry | None:
+    """One json-file line (without its newline), or None if it is not one."""
+    try:
+        item = json.loads(line)
+        return LogEntry(item["time"], item["stream"], item["log"].encode())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+# Writing ----------------------------------------------------------------------------------
+
+class JsonFileWriter:
+    """Appends entries to ``path``, rotating as dockerd's json-file does: before a write,
+    a file at max-size or more moves to ``.1`` (``.1`` to ``.2`` …, the oldest dropped);
+    with max-file 1 it is truncated instead."""
+
+    def __init__(self, path: str, options: LogOptions) -> None:
+        self.path = path
+        self.options = options
+
+    def write(self, entries: list[LogEntry]) -> None:
+        if not entries:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            size = os.fstat(fd).st_size
+            batch = b""
+            for entry in entries:
+                if self.options.max_size and size + len(batch) >= self.options.max_size:
+                    os.write(fd, batch)
+                    batch = b""
+                    os.close(fd)
+                    fd = -1
+                    self.rotate()
+                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                 | os.O_CLOEXEC, 0o640)
+                    size = 0
+                batch += entry.json_line()
+            os.write(fd, batch)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def rotate(self) -> None:
+        keep = self.options.max_file
+        if keep <= 1:
+            with suppress(FileNotFoundError):
+                os.truncate(self.path, 0)
+            return
+        suffix = ".gz" if self.options.compress else ""
+        for name in (f"{self.path}.{keep - 1}", f"{self.path}.{keep - 1}.gz"):
+            with suppress(FileNotFoundError):
+                os.unlink(name)
+        for n in range(keep - 2, 0, -1):
+            with suppress(FileNotFoundError):
+                os.rename(f"{self.path}.{n}{suffix}", f"{self.path}.{n + 1}{suffix}")
+        if not self.options.compress:
+            with suppress(FileNotFoundError):
+                os.rename(self.path, f"{self.path}.1")
+            return
+        import gzip
+        import shutil
+
+        tmp = f"{self.path}.1.gz.tmp"
+        with suppress(FileNotFoundError), open(self.path, "rb") as src, \
+                gzip.open(tmp, "wb") as dest:
+            shutil.copyfileobj(src, dest)
+        with suppress(FileNotFoundError):
+            os.rename(tmp, f"{self.path}.1.gz")
+            os.unlink(self.path)
+
+
+class Shipper:
+    """Moves what conmon wrote to the journal into the json-file log, exactly once per line
+    as long as the position file is written (at least once if sampand dies in between)."""
+
+    def __init__(self, directory: str, json_path: str, options: LogOptions) -> None:
+        self.journal = os.path.join(directory, JOURNAL)
+        self.position = os.path.join(directory, POSITION)
+        self.writer = JsonFileWriter(json_path, options)
+        # followers (``logs -f``) get the entries as they are written, so none is missed
+        # however fast the files rotate
+        self.listeners: set[Callable[[list[LogEntry]], None]] = set()
+        self._fd = -1
+        self._ino = 0
+        self._offset = 0
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with open(self.position) as f:
+                pos = json.load(f)
+            self._ino, self._offset = int(pos["ino"]), int(pos["offset"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self._ino, self._offset = 0, 0
+
+    def _save(self) -> None:
+        tmp = self.position + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"ino": self._ino, "offset": self._offset}, f)
+        os.rename(tmp, self.position)
+
+    def _open(self) -> bool:
+        """Open the journal now at its path (a different file: start from its top)."""
+        try:
+            fd = os.open(self.journal, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        ino = os.fstat(fd).st_ino
+        if ino != self._ino:
+            self._ino, self._offset = ino, 0
+        self._fd = fd
+        return True
+
+    def _drain(self) -> int:
+        """Ship the complete lines past our offset in the open journal."""
+        shipped = 0
+        while True:
+            data = os.pread(self._fd, 1 << 20, self._offset)
+            end = data.rfind(b"\n") + 1
+            if not end:
+                return shipped
+            entries = [e for e in map(parse_line, data[:end].split(b"\n")[:-1])
+                       if e is not None]
+            self.writer.write(entries)
+            for listener in list(self.listeners):
+                listener(entries)
+            self._offset += end
+            shipped += len(entries)
+            self._save()
+
+    def ship(self) -> int:
+        """Ship everything written so far; the number of entries shipped."""
+        if self._fd < 0 and not self._open():
+            return 0
+        shipped = self._drain()
+        try:
+            now = os.stat(self.journal).st_ino
+        except FileNotFoundError:
+            now = 0
+        if now and now != self._ino:  # conmon replaced the journal: ours is complete
+            shipped += self._drain()
+            self.close()
+            if self._open():
+                shipped += self._drain()
+        return shipped
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def reset(self) -> None:
+        """Before a new run: everything is shipped; start the journal afresh."""
+        self.ship()
+        self.close()
+        for path in (self.journal, self.position):
+            with suppress(FileNotFoundError):
+                os.unlink(path)
+        self._ino = self._offset = 0
+
+
+class Shippers:
+    """One shipper per container; a task per running container ships it every
+    ``SHIP_INTERVAL``."""
+
+    def __init__(self) -> None:
+        self._shippers: dict[str, Shipper] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def get(self, container_id: str, directory: str, json_path: str,
+            options: LogOptions) -> Shipper:
+        shipper = self._shippers.get(container_id)
+        if shipper is None or shipper.writer.options != options:
+            if shipper is not None:
+                shipper.close()
+            shipper = Shipper(directory, json_path, options)
+            self._shippers[container_id] = shipper
+        return shipper
+
+    def follow(self, container_id: str, shipper: Shipper) -> None:
+        if container_id in self._tasks:
+            return
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(SHIP_INTERVAL)
+                with suppress(OSError):
+                    shipper.ship()
+
+        self._tasks[container_id] = asyncio.get_running_loop().create_task(run())
+
+    def stop(self, container_id: str) -> None:
+        task = self._tasks.pop(container_id, None)
+        if task is not None:
+            task.cancel()
+
+    def drop(self, container_id: str) -> None:
+        self.stop(container_id)
+        shipper = self._shippers.pop(container_id, None)
+        if shipper is not None:
+            shipper.close()
+
+    def close(self) -> None:
+        for container_id in list(self._shippers):
+            self.drop(container_id)
+
+
+# Reading ----------------------------------------------------------------------------------
+
+def log_files(path: str) -> list[str]:
+    """The json-file set, oldest first: ``path.N`` … ``path.1`` (or ``path.N.gz`` …),
+    ``path``."""
+    rotated = []
+    n = 1
+    while True:
+        name = next((f"{path}.{n}{s}" for s in ("", ".gz") if os.path.exists(f"{path}.{n}{s}")),
+                    None)
+        if name is None:
+            break
+        rotated.append(name)
+        n += 1
+    return [*reversed(rotated), path]
+
+
+class JsonTail:
+    """Reads a json-file log set from its start and then follows it, across rotations: the
+    file it holds open is read to its end, then the rotated files it has not read yet
+    (oldest first), then the new current file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.offset = 0
+        self._seen: set[int] = set()  # inodes of the files read to their end
+        self._fd = -1
+        self._offset = 0
         self._rest = b""
 
-    def read(self) -> list[LogEntry]:
+    def _read_all(self, name: str) -> bytes:
         try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
+            if name.endswith(".gz"):
+                import gzip
+
+                with gzip.open(name, "rb") as g:
+                    return g.read()
+            with open(name, "rb") as f:
+                return f.read()
         except FileNotFoundError:
-            return []
-        self.offset += len(data)
+            return b""
+
+    def read(self) -> list[LogEntry]:
+        data = b""
+        if self._fd < 0:
+            rotated = [(f, _inode(f)) for f in log_files(self.path)[:-1]]
+            self._seen &= {ino for _, ino in rotated}  # a freed inode may come back
+            for name, ino in rotated:
+                if ino and ino not in self._seen:
+                    data += self._read_all(name)
+                    self._seen.add(ino)
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                self._offset = 0
+            except FileNotFoundError:
+                return self._parse(data)
+        data += self._read_fd()
+        held = os.fstat(self._fd)
+        try:
+            moved = os.stat(self.path).st_ino != held.st_ino
+        except FileNotFoundError:
+            moved = False
+        if moved:  # rotated: ours is complete; what was rotated after it comes next
+            self._seen.add(held.st_ino)
+            os.close(self._fd)
+            self._fd = -1
+            return self._parse(data) + self.read()
+        if held.st_size < self._offset:  # truncated (max-file 1): start again at its top
+            self._offset = 0
+        return self._parse(data)
+
+    def _read_fd(self) -> bytes:
+        out = b""
+        while chunk := os.pread(self._fd, 1 << 20, self._offset):
+            out += chunk
+            self._offset += len(chunk)
+        return out
+
+    def _parse(self, data: bytes) -> list[LogEntry]:
         data = self._rest + data
         lines = data.split(b"\n")
         self._rest = lines.pop()
-        return [e for e in map(parse_line, lines) if e is not None]
+        return [e for e in map(parse_json_line, lines) if e is not None]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return 0
 
 
 def select(entries: list[LogEntry], *, stdout: bool, stderr: bool, since: float = 0,
@@ -100,7 +489,4 @@ def select(entries: list[LogEntry], *, stdout: bool, stderr: bool, since: float 
 
 
 def log_size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
+    return sum(os.stat(p).st_size for p in log_files(path) if os.path.exists(p))

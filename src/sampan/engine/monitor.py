@@ -1,10 +1,11 @@
 """The per-container monitor: conmon, as podman drives it.
 
 conmon runs ``<runtime> create`` (with a console socket for a TTY), holds the container's
-stdio, writes its output to a k8s-file log, serves an attach socket and, when the container
-exits, writes the exit code to ``<exit-dir>/<id>`` and exits itself. It is double-forked and
-in its own session, so containers keep running when sampand dies; a restarted sampand finds
-the conmon again by pid and start time (``alive``). It costs about 2 MB of RSS per container.
+stdio, writes its output to a k8s-file journal (``logs`` turns it into docker's json-file),
+serves an attach socket, notes OOM kills and, when the container exits, writes the exit
+code to ``<exit-dir>/<id>`` and exits itself. It is double-forked and in its own session,
+so containers keep running when sampand dies; a restarted sampand finds the conmon again
+by pid and start time (``alive``). It costs about 2 MB of RSS per container.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class Launch:
     tty: bool = False
     stdin: bool = False
     leave_stdin_open: bool = False
+    log_size_max: int = -1  # conmon rotates (replaces) its log past this size
+    logging: bool = True  # False for the ``none`` log driver
+    persist_dir: str = ""  # conmon writes ``oom`` here when the kernel OOM-kills
 
 
 def start_time(pid: int) -> int:
@@ -102,8 +106,13 @@ def launch(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
     argv = [cfg.conmon, "--api-version", "1", "-c", job.container_id,
             "-u", job.container_id[:12], "-n", job.name, "-r", cfg.runtime,
             "-b", job.bundle, "-p", os.path.join(job.bundle, "pidfile"), "-P", pidfile,
-            "-l", f"k8s-file:{job.log_path}", "--exit-dir", cfg.exit_dir,
+            "-l", f"k8s-file:{job.log_path}" if job.logging else "none:",
+            "--exit-dir", cfg.exit_dir,
             "--socket-dir-path", cfg.socket_dir, *cfg.runtime_argv(), "--log-level", "error"]
+    if job.persist_dir:
+        argv += ["--persist-dir", job.persist_dir]
+    if job.log_size_max > 0:
+        argv.append(f"--log-size-max={job.log_size_max}")
     if job.tty:
         argv.append("-t")
     if job.stdin:
@@ -209,6 +218,17 @@ def read_exit_code(cfg: MonitorConfig, container_id: str) -> tuple[int, float] |
         return int(text), mtime
     except ValueError:
         return None
+
+
+def oom_killed(persist_dir: str) -> bool:
+    """Whether conmon saw the kernel OOM-kill a process of the container (its ``oom``
+    file, from the memory cgroup's events; podman reads the same file)."""
+    return bool(persist_dir) and os.path.exists(os.path.join(persist_dir, "oom"))
+
+
+def clear_oom(persist_dir: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(os.path.join(persist_dir, "oom"))
 
 
 def clear(cfg: MonitorConfig, container_id: str) -> None:

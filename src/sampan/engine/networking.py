@@ -39,7 +39,7 @@ from ..network import netns, ports, statefile
 from ..network.dns import DnsServer
 from ..network.errors import NetworkError
 from ..network.ipam import DEFAULT_POOLS, Ipam, Pool
-from ..network.nat import Nat
+from ..network.nat import DEFAULT_TABLE, Nat
 from ..network.ports import PortBinding, PortHolder
 from . import netfiles
 from .errors import Conflict, InvalidParameter, NotFound
@@ -62,6 +62,13 @@ log = logging.getLogger("sampand")
 
 STATE_FILE = "networks.json"
 V6 = "/6"  # the Ipam's key of a network's IPv6 subnet: its id and this
+
+
+def nat_table(bridge: str) -> str:
+    """The nftables table of the daemon whose default bridge is ``bridge``."""
+    if bridge == br.DEFAULT_BRIDGE:
+        return DEFAULT_TABLE
+    return "sampan_" + "".join(ch if ch.isalnum() else "_" for ch in bridge)
 
 
 def random_ula() -> str:
@@ -94,12 +101,14 @@ class Networking:
     """
 
     def __init__(self, data_root: str, exec_root: str, nat: Nat | None = None,
-                 pools: Sequence[Pool] = DEFAULT_POOLS) -> None:
+                 pools: Sequence[Pool] = DEFAULT_POOLS, bridge: str = br.DEFAULT_BRIDGE,
+                 ) -> None:
+        self.default_bridge = bridge
         self.dir = os.path.join(data_root, "network")
         self.netns_dir = os.path.join(exec_root, "netns")
         self.path = os.path.join(self.dir, STATE_FILE)
         self.ipam = Ipam(self.dir, pools)  # default-address-pools
-        self.nat = nat or Nat()
+        self.nat = nat or Nat(nat_table(bridge))
         self.holder = PortHolder()
         self.dns: DnsServer | None = None
         doc = statefile.load(self.path) or {}
@@ -132,13 +141,12 @@ class Networking:
         """Predefined networks, every bridge and its rules, forwarding on; pyroute2 is
         imported here, once, not on a container's start."""
         for name, driver in PREDEFINED.items():
-            if self.by_name(name) is None:
-                net = Network(secrets.token_hex(32), name, driver, rfc3339())
-                if name == "bridge":
-                    net.bridge = br.DEFAULT_BRIDGE
-                    net.options = {"com.docker.network.bridge.default_bridge": "true",
-                                   OPT_BRIDGE_NAME: br.DEFAULT_BRIDGE}
-                self.networks[net.id] = net
+            net = self.by_name(name) or Network(secrets.token_hex(32), name, driver, rfc3339())
+            self.networks[net.id] = net
+            if name == "bridge":  # the daemon's bridge now (a restart may name another)
+                net.bridge = self.default_bridge
+                net.options = {"com.docker.network.bridge.default_bridge": "true",
+                               OPT_BRIDGE_NAME: self.default_bridge}
         try:
             from ..network import sysctl
 

@@ -1,4 +1,5 @@
-"""The OCI runtime, for what conmon does not do: start, kill, delete, ps.
+"""The OCI runtime, for what conmon does not do: start, kill, delete, ps,
+pause and resume, update and stats.
 
 Any runtime is driven through runc's command line. sampan's own runtime is also a library
 of this package, so with it these calls are made in-process (in a worker thread): each
@@ -76,6 +77,26 @@ class OCIRuntime:
             raise EngineError(f"ps: unexpected output from the runtime: {out[:200]!r}") \
                 from None
         return [int(p) for p in pids or []]
+
+    async def pause(self, container_id: str) -> None:
+        await self._run("pause", container_id)
+
+    async def resume(self, container_id: str) -> None:
+        await self._run("resume", container_id)
+
+    async def update(self, container_id: str, resources_file: str) -> None:
+        """Apply an OCI LinuxResources document to the running container's cgroup."""
+        await self._run("update", "--resources", resources_file, container_id)
+
+    async def stats(self, container_id: str) -> dict[str, Any]:
+        """runc's ``events --stats``: the cgroup's counters (its ``data``)."""
+        out = await self._run("events", "--stats", container_id)
+        try:
+            data = json.loads(out.splitlines()[0] if out else "{}").get("data")
+        except (ValueError, AttributeError):
+            raise EngineError(f"events: unexpected output from the runtime: {out[:200]!r}") \
+                from None
+        return data if isinstance(data, dict) else {}
 
     async def delete(self, container_id: str) -> None:
         """Forced and quiet: used to clear leftovers, so an absent container is fine."""

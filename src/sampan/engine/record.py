@@ -32,17 +32,19 @@ def parse_rfc3339(text: str) -> float:
 
 @dataclass
 class State:
-    status: str = "created"  # created | running | exited | removing | dead
+    status: str = "created"  # created | running | paused | restarting | exited | removing | dead
     pid: int = 0
     exit_code: int = 0
     error: str = ""
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
     oom_killed: bool = False
+    health: dict[str, Any] | None = None  # Docker's State.Health (see ``health``)
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        """A process runs (a paused one too, as Docker counts it)."""
+        return self.status in ("running", "paused")
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Container:
     state: State = field(default_factory=State)
     monitor: Monitor = field(default_factory=Monitor)
     restart_count: int = 0
+    manually_stopped: bool = False  # by stop or kill: restart policies hold back (``restart``)
     mounted: bool = False  # the root filesystem is mounted at <dir>/rootfs
     mounts: list[dict[str, Any]] = field(default_factory=list)  # mounts.MountPoint's
 

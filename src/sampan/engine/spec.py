@@ -25,6 +25,7 @@ from ..oci.image import ImageConfig
 from ..oci.spec import ConfigError, parse_spec
 from ..security import SecurityOptions, parse_security_opt, seccomp_for
 from ..security.options import no_new_privileges
+from . import dockerinit
 from .config import HostConfig, as_list, parse_config, parse_host_config
 from .daemonconfig import ContainerDefaults
 from .errors import InvalidParameter
@@ -188,6 +189,8 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": files[name],
                        "options": ["rbind", "rprivate"] +
                        (["ro"] if host.readonly_rootfs else [])})
+    if host.init:
+        dockerinit.apply(spec)
     linux = spec["linux"]
     namespaces = ["pid", "ipc", "uts", "mount"]
     if (host.network_mode or "") != "host":

@@ -7,6 +7,7 @@ import shlex
 import time
 from typing import Any
 
+from . import health
 from .humanize import human_duration
 from .mounts import api_mounts
 from .record import Container, parse_rfc3339
@@ -38,10 +39,13 @@ def inspect(c: Container, directory: str, log_path: str, graph: dict[str, Any],
         "Path": c.path,
         "Args": c.args,
         "State": {
-            "Status": s.status, "Running": s.running, "Paused": False, "Restarting": False,
+            "Status": s.status, "Running": s.running or s.status == "restarting",
+            "Paused": s.status == "paused", "Restarting": s.status == "restarting",
             "OOMKilled": s.oom_killed, "Dead": s.status == "dead", "Pid": s.pid,
             "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at,
             "FinishedAt": s.finished_at,
+            **({"Health": s.health} if s.health is not None and health.parse(c.config)
+               else {}),
         },
         "Image": c.image_id,
         "ResolvConfPath": os.path.join(directory, "resolv.conf"),
@@ -67,8 +71,14 @@ def inspect(c: Container, directory: str, log_path: str, graph: dict[str, Any],
 def status_text(c: Container, now: float | None = None) -> str:
     now = time.time() if now is None else now
     s = c.state
+    if s.status == "paused":
+        return "Up " + human_duration(now - parse_rfc3339(s.started_at)) + " (Paused)"
     if s.running:
-        return "Up " + human_duration(now - parse_rfc3339(s.started_at))
+        return ("Up " + human_duration(now - parse_rfc3339(s.started_at))
+                + health.status_suffix(c))
+    if s.status == "restarting":
+        return (f"Restarting ({s.exit_code}) "
+                f"{human_duration(now - parse_rfc3339(s.finished_at))} ago")
     if s.status == "exited":
         finished = parse_rfc3339(s.finished_at)
         if not finished:
@@ -120,6 +130,11 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
                                          c.image_id.startswith("sha256:" + v)
                                          for v in values):
             return False
+        if key == "health":
+            current = (c.state.health or {}).get("Status") \
+                if c.state.running and health.parse(c.config) else "none"
+            if current not in values:
+                return False
         if key == "volume" and not any(v in (m.get("name"), m.get("destination"))
                                        for m in c.mounts for v in values):
             return False
@@ -132,5 +147,5 @@ def matches(c: Container, filters: dict[str, list[str]]) -> bool:
     return True
 
 
-FILTERS = ("id", "name", "status", "label", "ancestor", "exited", "volume")
+FILTERS = ("id", "name", "status", "label", "ancestor", "exited", "health", "volume")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")

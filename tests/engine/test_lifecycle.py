@@ -1,0 +1,158 @@
+"""pause/unpause, update (live, on the real cgroup), --init (tini as PID 1) and OOMKilled,
+through the docker CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from .conftest import Daemon, unique, until
+
+
+def _cgroup_file(daemon: Daemon, cid: str, controller: str, name: str) -> str:
+    """The container's cgroup file, v1 (``/sys/fs/cgroup/<controller>``) or v2."""
+    for root in (f"/sys/fs/cgroup/{controller}", "/sys/fs/cgroup"):
+        path = f"{root}{daemon.cgroup_parent}/{cid}/{name}"
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip()
+    raise AssertionError(f"no {name} for {cid}")
+
+
+def test_pause_and_unpause(daemon: Daemon) -> None:
+    name = unique("c")
+    since = str(time.time())
+    daemon.ok("run", "-d", "--name", name, "busybox", "sh", "-c",
+              "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done")
+    try:
+        until(lambda: "tick" in daemon.ok("logs", name))
+        daemon.ok("pause", name)
+        state = json.loads(daemon.ok("inspect", "--format", "{{json .State}}", name))
+        assert (state["Status"], state["Running"], state["Paused"]) == ("paused", True, True)
+        assert daemon.ok("ps", "--filter", f"name={name}", "--format",
+                         "{{.Status}}").strip().endswith("(Paused)")
+        assert daemon.ok("ps", "-q", "--filter", "status=paused", "--filter",
+                         f"name={name}").strip()
+        time.sleep(0.3)
+        frozen = daemon.ok("logs", name).count("tick")
+        time.sleep(0.6)
+        assert daemon.ok("logs", name).count("tick") == frozen  # no output while frozen
+        again = daemon.docker("pause", name)
+        assert again.returncode != 0 and "already paused" in again.stderr
+        start = daemon.docker("start", name)
+        assert start.returncode != 0 and "unpause" in start.stderr
+        daemon.ok("unpause", name)
+        assert daemon.ok("inspect", "--format", "{{.State.Status}}", name) == "running\n"
+        until(lambda: daemon.ok("logs", name).count("tick") > frozen)
+        not_paused = daemon.docker("unpause", name)
+        assert not_paused.returncode != 0 and "is not paused" in not_paused.stderr
+        daemon.ok("pause", name)
+        daemon.ok("stop", "-t", "5", name)  # a paused container stops (its signal thaws it)
+        assert daemon.ok("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                         name) == "exited 0\n"
+        events = daemon.ok("events", "--since", since, "--until", str(time.time()),
+                           "--filter", f"container={name}", "--format", "{{.Action}}")
+        assert events.split().count("pause") == 2 and events.split().count("unpause") >= 1
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def test_update_changes_the_live_cgroup(daemon: Daemon) -> None:
+    name = unique("c")
+    daemon.ok("run", "-d", "--name", name, "-m", "32m", "busybox", "sleep", "600")
+    try:
+        cid = daemon.ok("inspect", "--format", "{{.Id}}", name).strip()
+        daemon.ok("update", "--memory", "64m", "--memory-swap", "128m", "--cpus", "0.5",
+                  "--pids-limit", "50", "--cpu-shares", "512", "--restart", "on-failure:3",
+                  name)
+        host = json.loads(daemon.ok("inspect", "--format", "{{json .HostConfig}}", name))
+        assert host["Memory"] == 64 * 1024 * 1024 and host["MemorySwap"] == 128 * 1024 * 1024
+        assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 50
+        assert host["CpuShares"] == 512
+        assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+        if os.path.isdir("/sys/fs/cgroup/memory"):
+            assert _cgroup_file(daemon, cid, "memory", "memory.limit_in_bytes") == \
+                str(64 * 1024 * 1024)
+            assert _cgroup_file(daemon, cid, "pids", "pids.max") == "50"
+            assert _cgroup_file(daemon, cid, "cpu", "cpu.cfs_quota_us") == "50000"
+            assert _cgroup_file(daemon, cid, "cpu", "cpu.shares") == "512"
+        else:
+            assert _cgroup_file(daemon, cid, "", "memory.max") == str(64 * 1024 * 1024)
+            assert _cgroup_file(daemon, cid, "", "pids.max") == "50"
+        with daemon.http() as http:
+            r = http.post(f"/containers/{name}/update", json={"Memory": 1024})
+            assert r.status_code == 400 and "Minimum memory limit" in r.json()["message"]
+            r = http.post("/containers/nope-nope/update", json={"Memory": 1024})
+            assert r.status_code == 404
+        assert json.loads(daemon.ok("inspect", "--format", "{{json .HostConfig.Memory}}",
+                                    name)) == 64 * 1024 * 1024  # the refused one changed nothing
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def test_init_runs_tini_as_pid1(daemon: Daemon) -> None:
+    out = daemon.ok("run", "--rm", "--init", "busybox", "sh", "-c",
+                    "tr '\\0' ' ' < /proc/1/cmdline; echo; ls -l /sbin/docker-init; "
+                    "touch /sbin/docker-init 2>&1 || echo read-only")
+    lines = out.splitlines()
+    assert lines[0].strip() == "/sbin/docker-init -- sh -c " + \
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; ls -l /sbin/docker-init; " \
+        "touch /sbin/docker-init 2>&1 || echo read-only"
+    assert lines[-1] == "read-only"
+    # tini reaps a zombie the command leaves and passes the exit code on
+    code = daemon.docker("run", "--rm", "--init", "busybox", "sh", "-c", "exit 7")
+    assert code.returncode == 7
+    name = unique("c")
+    daemon.ok("create", "--name", name, "--init", "busybox", "true")
+    try:
+        assert daemon.ok("inspect", "--format", "{{.HostConfig.Init}}", name) == "true\n"
+    finally:
+        daemon.ok("rm", name)
+
+
+def test_oom_killed(daemon: Daemon) -> None:
+    name, fine = unique("c"), unique("c")
+    daemon.ok("run", "-d", "--name", name, "-m", "8m", "--memory-swap", "8m", "busybox",
+              "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+    daemon.ok("run", "--name", fine, "-m", "8m", "busybox", "true")
+    try:
+        assert daemon.ok("wait", name) == "137\n"
+        assert daemon.ok("inspect", "--format", "{{.State.OOMKilled}}", name) == "true\n"
+        assert daemon.ok("inspect", "--format", "{{.State.OOMKilled}}", fine) == "false\n"
+    finally:
+        daemon.ok("rm", "-f", name, fine)
+
+
+def test_docker_py_lifecycle(docker_client: object) -> None:
+    """The same features through docker-py: run with a restart policy and a healthcheck,
+    pause, update, stats, logs with since/until."""
+    import docker
+
+    client = docker_client
+    assert isinstance(client, docker.DockerClient)
+    c = client.containers.run(
+        "busybox", ["sh", "-c", "echo hello; sleep 600"], detach=True, name=unique("c"),
+        restart_policy={"Name": "unless-stopped"}, mem_limit="48m",
+        healthcheck={"test": ["CMD", "true"], "interval": 200_000_000, "retries": 1})
+    try:
+        until(lambda: (c.reload() or c.attrs["State"].get("Health", {})).get("Status")
+               == "healthy")
+        assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        c.pause()
+        c.reload()
+        assert c.status == "paused"
+        c.unpause()
+        c.update(mem_limit="96m", memswap_limit="192m")
+        c.reload()
+        assert c.attrs["HostConfig"]["Memory"] == 96 * 1024 * 1024
+        sample = c.stats(stream=False)
+        assert sample["memory_stats"]["limit"] == 96 * 1024 * 1024
+        assert sample["precpu_stats"]["system_cpu_usage"] > 0
+        until(lambda: c.logs() == b"hello\n")
+        assert c.logs(timestamps=True).split(b" ", 1)[1] == b"hello\n"
+        c.stop(timeout=1)
+        c.reload()
+        assert c.status == "exited"
+    finally:
+        c.remove(force=True)

@@ -1,0 +1,179 @@
+"""Logs in docker's json-file format on disk, rotated by max-size/max-file, served by
+`docker logs` with its options, followed across rotations, and kept while sampand is down."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from sampan.engine.errors import InvalidParameter
+from sampan.engine.logs import (
+    JsonFileWriter,
+    JsonTail,
+    LogEntry,
+    LogOptions,
+    parse_log_config,
+    parse_size,
+)
+
+from .conftest import DOCKER, Daemon, unique, until
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(line) for line in text.split() if line.isdigit()]
+
+
+def test_sizes_and_options() -> None:
+    assert parse_size("10k") == 10_000
+    assert parse_size("1m") == 1_000_000
+    assert parse_size("2MB") == 2_000_000
+    options = parse_log_config({"Type": "json-file", "Config": {"max-size": "1k",
+                                                                "max-file": "3"}})
+    assert options == LogOptions("json-file", 1000, 3)
+    assert options.journal_limit == 1024 * 1024
+    big = parse_log_config({"Config": {"max-size": "10m", "max-file": "3"}})
+    assert big.journal_limit == 30_000_000
+    for bad in ({"Type": "syslog"}, {"Config": {"max-size": "-1"}},
+                {"Config": {"max-file": "0"}}, {"Config": {"bogus": "1"}}):
+        with pytest.raises(InvalidParameter):
+            parse_log_config(bad)
+
+
+def test_writer_rotates_and_tail_follows(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "c-json.log")
+    writer = JsonFileWriter(path, LogOptions(max_size=200, max_file=3))
+    tail = JsonTail(path)
+    seen: list[bytes] = []
+    for i in range(100):
+        writer.write([LogEntry("2024-01-01T00:00:00.000000001Z", "stdout", b"%d\n" % i)])
+        if i % 3 == 0:  # rotations between two reads stay within max-file
+            seen += [e.data for e in tail.read()]
+    seen += [e.data for e in tail.read()]
+    assert seen == [b"%d\n" % i for i in range(100)]  # nothing lost across rotations
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["c-json.log", "c-json.log.1", "c-json.log.2"]
+    assert all(os.path.getsize(os.path.join(tmp_path, f)) < 260 for f in files)
+    with open(path, "rb") as f:
+        first = json.loads(f.readline())
+    assert first["stream"] == "stdout" and first["time"].endswith("Z")
+
+
+def test_compressed_rotation(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "c-json.log")
+    options = parse_log_config({"Config": {"max-size": "300", "max-file": "3",
+                                           "compress": "true"}})
+    assert options.compress
+    writer = JsonFileWriter(path, options)
+    for i in range(60):
+        writer.write([LogEntry("2024-01-01T00:00:00.000000001Z", "stderr", b"%d\n" % i)])
+    assert sorted(os.listdir(tmp_path)) == ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]
+    with gzip.open(path + ".1.gz") as f:
+        assert json.loads(f.readline())["stream"] == "stderr"
+    kept = [int(e.data) for e in JsonTail(path).read()]
+    assert kept[-1] == 59 and kept == list(range(kept[0], 60))
+
+
+def test_json_file_on_disk_and_logs_options(daemon: Daemon) -> None:
+    name = unique("l")
+    daemon.ok("run", "--name", name, "busybox", "sh", "-c",
+              "echo out1; echo err1 >&2; sleep 1.2; echo out2; echo err2 >&2")
+    try:
+        path = daemon.ok("inspect", "--format", "{{.LogPath}}", name).strip()
+        cid = daemon.ok("inspect", "--format", "{{.Id}}", name).strip()
+        assert path.endswith(f"/{cid}/{cid}-json.log")
+        with open(path) as f:
+            lines = [json.loads(line) for line in f]
+        assert [(e["stream"], e["log"]) for e in lines] == [
+            ("stdout", "out1\n"), ("stderr", "err1\n"), ("stdout", "out2\n"),
+            ("stderr", "err2\n")]
+        assert all(e["time"].endswith("Z") for e in lines)
+        both = daemon.docker("logs", name)
+        assert both.stdout == "out1\nout2\n" and both.stderr == "err1\nerr2\n"
+        tail = daemon.docker("logs", "--tail", "2", name)
+        assert tail.stdout == "out2\n" and tail.stderr == "err2\n"
+        stamped = daemon.ok("logs", "-t", name).splitlines()
+        assert stamped[0].split(" ", 1)[1] == "out1" and stamped[0][:4].isdigit()
+        middle = lines[1]["time"]
+        later = daemon.docker("logs", "--since", lines[2]["time"], name)
+        assert later.stdout == "out2\n"
+        earlier = daemon.docker("logs", "--until", middle, name)
+        assert earlier.stdout == "out1\n" and earlier.stderr == "err1\n"
+        with daemon.http() as http:
+            r = http.get(f"/containers/{name}/logs", params={"stderr": "1"})
+            assert r.status_code == 200
+            assert b"err1" in r.content and b"out1" not in r.content
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def test_rotation_by_max_size_and_max_file(daemon: Daemon) -> None:
+    name = unique("l")
+    daemon.ok("run", "--name", name, "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
+              "busybox", "sh", "-c", "i=1; while [ $i -le 400 ]; do echo $i; i=$((i+1)); done")
+    try:
+        path = daemon.ok("inspect", "--format", "{{.LogPath}}", name).strip()
+        directory = os.path.dirname(path)
+        rotated = sorted(f for f in os.listdir(directory) if f.startswith(os.path.basename(path)))
+        assert rotated == [os.path.basename(path) + s for s in ("", ".1", ".2")]
+        for f in rotated:
+            assert os.path.getsize(os.path.join(directory, f)) < 2200
+        kept = _numbers(daemon.ok("logs", name))
+        assert kept[-1] == 400 and kept == list(range(kept[0], 401)) and kept[0] > 1
+        opts = json.loads(daemon.ok("inspect", "--format", "{{json .HostConfig.LogConfig}}",
+                                    name))
+        assert opts == {"Type": "json-file", "Config": {"max-size": "2k", "max-file": "3"}}
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def test_follow_across_rotations(daemon: Daemon) -> None:
+    name = unique("l")
+    daemon.ok("run", "-d", "--name", name, "--log-opt", "max-size=1k", "--log-opt",
+              "max-file=2", "busybox", "sh", "-c",
+              "sleep 1; i=1; while [ $i -le 300 ]; do echo $i; i=$((i+1)); "
+              "[ $((i % 20)) = 0 ] && sleep 0.1; done")
+    try:
+        assert DOCKER is not None
+        follow = subprocess.run([DOCKER, "logs", "-f", name], capture_output=True, text=True,
+                                timeout=60, env=daemon.env)
+        got = _numbers(follow.stdout)
+        assert got == list(range(1, 301))  # every line, in order, though files rotated
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def test_logs_kept_while_sampand_is_down(daemon: Daemon) -> None:
+    name = unique("l")
+    daemon.ok("run", "-d", "--name", name, "busybox", "sh", "-c",
+              "i=1; while [ $i -le 40 ]; do echo $i; i=$((i+1)); sleep 0.1; done; sleep 600")
+    try:
+        until(lambda: 3 in _numbers(daemon.ok("logs", name)))
+        daemon.stop(signal.SIGKILL)
+        time.sleep(2.0)
+        daemon.start()
+        until(lambda: 40 in _numbers(daemon.ok("logs", name)))
+        assert _numbers(daemon.ok("logs", name)) == list(range(1, 41))
+        # and once more across a clean restart of sampand
+        daemon.stop()
+        daemon.start()
+        assert _numbers(daemon.ok("logs", name)) == list(range(1, 41))
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def test_none_driver(daemon: Daemon) -> None:
+    name = unique("l")
+    daemon.ok("run", "--name", name, "--log-driver", "none", "busybox", "echo", "hi")
+    try:
+        assert daemon.ok("inspect", "--format", "{{.LogPath}}", name).strip() == ""
+        result = daemon.docker("logs", name)
+        assert result.returncode != 0
+        assert "does not support reading" in result.stderr
+    finally:
+        daemon.ok("rm", "-f", name)
