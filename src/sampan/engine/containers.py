@@ -432,9 +432,15 @@ class Containers:
             self.shipper(c).ship()  # conmon has written everything: ship the rest
         for watcher in self.watchers:
             watcher.exited(c)
-        await self._teardown(c)
-        restarting = c.state.status == "exited" and self.restarts.exited(c)
-        self.store.save(c)
+        restarting = False
+        try:
+            await self._teardown(c)
+            restarting = c.state.status == "exited" and self.restarts.exited(c)
+            self.store.save(c)
+        except OSError as exc:
+            # A full data root (a container filled it) must not hide the exit from those
+            # waiting; the state stays in memory and is saved with the next change.
+            log.error("releasing or recording the exit of %s: %s", c.id[:12], exc)
         self._wake(c, ExitStatus(code, c.state.error), ("not-running", "next-exit", ""))
         live.exited.set()
         if was_running:
@@ -574,10 +580,22 @@ class Containers:
             if c.id not in self._all:
                 return
             c.state.status = "removing"
-            self.store.save(c)
-            await self._teardown(c)
+            try:
+                self.store.save(c)
+            except OSError as exc:
+                # A full data root must not keep the container whose removal frees it: go
+                # on without the marker (a crash now leaves the old record to reconcile).
+                log.warning("marking %s as removing: %s", c.id[:12], exc)
+            try:
+                await self._teardown(c)
+            except OSError as exc:  # the data root is full: free the container's writes
+                log.warning("releasing %s: %s; again after discarding its writes",
+                            c.id[:12], exc)
+                self._discard_writes(c)
+                await self._teardown(c)
             try:
                 if self.images.snapshots.exists(c.id):
+                    self._discard_writes(c)
                     self.images.snapshots.remove(c.id)
             except SnapshotError as exc:
                 c.state.status = "dead"
@@ -599,6 +617,13 @@ class Containers:
         self._wake(c, ExitStatus(c.state.exit_code), ("removed", "not-running", "next-exit", ""))
         self._live.pop(c.id, None)
         self.on_change("destroy", c)
+
+    def _discard_writes(self, c: Container) -> None:
+        """Empty a removed container's writable layer first: when the container filled
+        the data root, releasing the rest (records, the snapshot's transaction) needs the
+        space."""
+        if self.images.snapshots.exists(c.id):
+            _empty(self.images.snapshots.fs(self.images.snapshots.stat(c.id)))
 
     def rename(self, ref: str, new_name: str) -> None:
         c = self.get(ref)
@@ -721,3 +746,16 @@ def set_subreaper() -> None:
     """Orphaned conmons (double-forked) become our children, so we reap them."""
     with suppress(OSError):
         k.set_child_subreaper()
+
+
+def _empty(directory: str) -> None:
+    import shutil
+
+    with suppress(FileNotFoundError):
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    os.unlink(path)

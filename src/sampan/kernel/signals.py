@@ -19,6 +19,8 @@ SIGPIPE: int = _signal.SIGPIPE
 SIGSTOP: int = _signal.SIGSTOP
 SIGURG: int = _signal.SIGURG
 SIGWINCH: int = _signal.SIGWINCH
+SIGXFSZ: int = _signal.SIGXFSZ
+SIG_DFL: int = _signal.SIG_DFL
 
 
 def valid_signals() -> set[int]:

@@ -50,6 +50,15 @@ class InitContext:
 
 def run_stage1(ctx: InitContext) -> NoReturn:
     try:
+        # Non-dumpable before entering any of the container's namespaces, as runc's
+        # nsexec: a process in the container cannot then open /proc/<pid>/exe, mem, environ
+        # or fd of the runtime's stages without CAP_SYS_PTRACE (the first half of
+        # CVE-2019-5736's path to the host's interpreter). execve of the container's
+        # process makes it dumpable again. With a user namespace the container's root is
+        # no host root (so cannot write the interpreter), and a non-dumpable process's
+        # /proc/self files would belong to the host's root, out of the stages' reach.
+        if (ctx.join or ctx.new_namespaces) and not ctx.userns and "user" not in ctx.join:
+            k.prctl(k.PR_SET_DUMPABLE, 0)
         ctx.channel.expect("go")
         # Open every namespace first: once in the container's mount namespace, the host's
         # /proc/<pid>/ns paths are gone.
@@ -166,6 +175,7 @@ def _become_container(ctx: InitContext) -> NoReturn:
         _set_personality(linux.personality.domain)
     process.set_oom_score_adj(proc.oom_score_adj)
     process.apply_rlimits(proc.rlimits)
+    process.reset_ignored_signals()  # before seccomp, which may forbid rt_sigaction
     if pty_slave >= 0:
         process.make_controlling_tty(pty_slave)
     elif not ctx.is_exec:

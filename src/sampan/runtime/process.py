@@ -159,3 +159,13 @@ def make_controlling_tty(slave: int) -> None:
 def execve(path: str, args: list[str], env: list[str]) -> NoReturn:
     environ = dict(e.split("=", 1) for e in env)
     os.execve(path, args, environ)
+
+
+def reset_ignored_signals() -> None:
+    """Give the container's process default SIGPIPE and SIGXFSZ: Python ignores both at
+    start-up, and an ignored signal survives execve. Left ignored, ``yes | head`` in a
+    container never ends: yes spins on EPIPE instead of dying."""
+    from ..kernel import signals
+
+    for sig in (signals.SIGPIPE, signals.SIGXFSZ):
+        signals.install(sig, signals.SIG_DFL)
