@@ -7,7 +7,7 @@ from aiohttp import web
 
 from ..engine import EngineError, InvalidParameter
 from .containers import pump
-from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack
+from .hijack import MULTIPLEXED_STREAM, RAW_STREAM, frame, hijack
 from .server import engine_of, json_body, reply, route
 
 
@@ -35,7 +35,10 @@ async def start(request: web.Request) -> web.StreamResponse:
             attachment = await execs.start(session.id, detach=False,
                                            size=_console_size(body))
         except EngineError as exc:
-            await conn.write(str(exc).encode() + b"\n")
+            # dockerd's way: the error as the process's output (a stdout frame unless on a
+            # TTY); the client then reads the session's exit code, 126
+            text = str(exc).strip().encode() + b"\r\n"
+            await conn.write(text if tty else frame(1, text))
             return response
         assert attachment is not None
         conn.on_lost(attachment.stop)

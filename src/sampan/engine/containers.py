@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -216,6 +217,9 @@ class Containers:
         if config.stop_signal:
             parse_signal(config.stop_signal)
         container_id = secrets.token_hex(32)
+        if not effective.get("Hostname"):  # dockerd's default: the host's, or the short id
+            effective["Hostname"] = (socket.gethostname() if mode == "host"
+                                     else container_id[:12])
         mounts = [] if self.mounts is None else self.mounts.create(
             container_id, host_raw, effective, image.raw_config.get("config") or {}, self.get)
         container = Container(

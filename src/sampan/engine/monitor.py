@@ -152,12 +152,15 @@ def launch(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
 
 def read_sync(fd: int, timeout: float | None = SYNC_TIMEOUT) -> dict[str, Any]:
     """One JSON message conmon wrote on a sync pipe ({"data": pid or exit code})."""
+    # Byte by byte: in exec mode conmon writes the pid and then the exit code on the same
+    # pipe, and a quick process's two lines can arrive together; reading past the first
+    # newline would swallow the exit code.
     data = b""
-    while b"\n" not in data:
+    while not data.endswith(b"\n"):
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             raise EngineError("the OCI runtime timed out")
-        chunk = os.read(fd, 4096)
+        chunk = os.read(fd, 1)
         if not chunk:
             break
         data += chunk

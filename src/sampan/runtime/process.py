@@ -77,6 +77,7 @@ def lookpath(name: str, env: list[str]) -> str:
         path = next((e[5:] for e in env if e.startswith("PATH=")),
                     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    present = False
     for candidate in candidates:
         try:
             st = os.stat(candidate)
@@ -84,6 +85,9 @@ def lookpath(name: str, env: list[str]) -> str:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
+        present = True
+    if "/" in name and present:  # Go's findExecutable: a directory or a non-executable file
+        raise ExecNotFound(f'exec: "{name}": permission denied')
     if "/" in name:
         raise ExecNotFound(f'exec: "{name}": stat {name}: no such file or directory')
     raise ExecNotFound(f'exec: "{name}": executable file not found in $PATH')
