@@ -136,3 +136,27 @@ def test_wait_on_a_container_its_policy_restarts(daemon: Daemon, cleanup: list[s
     assert (result.returncode, result.stdout) == (0, "3\n"), result
     assert time.monotonic() - started < 10
     until(lambda: inspect(daemon, name)["RestartCount"] >= 1)
+
+
+def test_wait_across_a_restart(daemon: Daemon, cleanup: list[str]) -> None:
+    """A container between two runs of its policy counts as running (dockerd's
+    SetRestarting keeps Running): a wait then ends with a later run, not at once."""
+    name = "x-" + uuid.uuid4().hex[:8]
+    daemon.ok("run", "-d", "--name", name, "--restart", "always", "busybox", "sh", "-c",
+              "n=$(cat /n 2>/dev/null || echo 0); echo $((n+1)) > /n; "
+              "[ $n -ge 5 ] && exec sleep 300; exit 3")
+    cleanup.append("c:" + name)
+    # the fifth exit is followed by a 1.6 s back-off, then a run that lasts
+    until(lambda: inspect(daemon, name)["RestartCount"] >= 5, timeout=30)
+    waiting = subprocess.Popen(["docker", "wait", name], stdout=subprocess.PIPE, text=True,
+                               env=daemon.env)
+    try:
+        time.sleep(1)
+        assert waiting.poll() is None, waiting.communicate()
+        until(lambda: inspect(daemon, name)["State"]["Status"] == "running", timeout=10)
+        daemon.ok("stop", "-t", "1", name)
+        assert waiting.communicate(timeout=30)[0] == "137\n"
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()

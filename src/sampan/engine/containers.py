@@ -400,6 +400,7 @@ class Containers:
             c.state.status = "exited"
             c.state.error = str(exc)
             self.store.save(c)
+            self._wake(c, ExitStatus(c.state.exit_code, c.state.error), ("not-running", ""))
 
     # Exit ---------------------------------------------------------------------------------
 
@@ -515,6 +516,7 @@ class Containers:
             c.manually_stopped = not self.shutting_down
             c.state.status = "exited"
             self.store.save(c)
+            self._wake(c, ExitStatus(c.state.exit_code, c.state.error), ("not-running", ""))
             self.on_change("stop", c)
             return
         if not c.state.running:
@@ -550,7 +552,9 @@ class Containers:
     def waiter(self, c: Container, condition: str) -> asyncio.Future[ExitStatus]:
         """A future for ``condition``, registered now (before a start that may follow)."""
         future: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
-        if condition in ("not-running", "") and not c.state.running:
+        # as dockerd, a container between two runs of its restart policy counts as running
+        if condition in ("not-running", "") and not c.state.running \
+                and c.state.status != "restarting":
             future.set_result(ExitStatus(c.state.exit_code, c.state.error))
         else:
             self._live_of(c).waiters.append((condition, future))
