@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from sampan.engine import logs
 from sampan.engine.errors import InvalidParameter
 from sampan.engine.logs import (
     BACKLOG,
@@ -115,6 +116,40 @@ def test_snapshot_is_what_was_there(tmp_path: os.PathLike[str]) -> None:
         snapshot.close()
     assert got == list(range(got[0], 120)) and got[0] < 30  # max-size 50k x 3 files
     assert max(sizes) * 1000 <= CHUNK + 1000  # read a chunk at a time
+
+
+@pytest.mark.parametrize(("compress", "chunk"), [("false", CHUNK), ("true", CHUNK),
+                                                 ("false", 64)])
+def test_snapshot_tail_reads_backwards(tmp_path: os.PathLike[str], compress: str,
+                                       chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last n chosen entries, across rotated (or gzipped) files, a line still being
+    written at the end left out, as reading everything would give them; also read in
+    chunks smaller than a line."""
+    monkeypatch.setattr(logs, "CHUNK", chunk)
+    path = os.path.join(tmp_path, "c-json.log")
+    writer = JsonFileWriter(path, parse_log_config(
+        {"Config": {"max-size": "30k", "max-file": "4", "compress": compress}}))
+    for i in range(600):
+        data = b"%d %s\n" % (i, b"z" * (i % 7 * 50))
+        writer.write([LogEntry("2024-01-01T00:00:00.000000001Z",
+                               "stderr" if i % 3 else "stdout", data)])
+    with open(path, "ab") as f:
+        f.write(b'{"log":"partial')
+    assert len(os.listdir(tmp_path)) == 4
+
+    def chosen(e: LogEntry) -> bool:
+        return e.stream == "stderr"
+
+    snapshot = Snapshot(path)
+    try:
+        every = [int(e.data.split()[0]) for b in snapshot.batches() for e in b if chosen(e)]
+        for n in (0, 1, 2, 5, 37, len(every), len(every) + 5):
+            index, offset, skip = snapshot.tail_start(n, chosen)
+            got = [int(e.data.split()[0]) for b in snapshot.batches((index, offset))
+                   for e in b if chosen(e)][skip:]
+            assert got == (every[-n:] if n else []), n
+    finally:
+        snapshot.close()
 
 
 def test_follower_behind_reads_on_from_the_files(tmp_path: os.PathLike[str]) -> None:

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -187,10 +186,11 @@ async def logs(request: web.Request) -> web.StreamResponse:
     snapshot = logfile.Snapshot(containers.log_path(c))
     follower = logfile.Follower(containers.shipper(c)) if follow else None
     try:
-        skip = 0
-        if tail is not None:  # count first, then stream: memory stays bounded
-            skip = max(0, await _count(snapshot, chosen) - tail)
-        for batch in snapshot.batches():
+        start, skip = (0, 0), 0
+        if tail is not None:  # found reading backwards, then streamed: memory stays bounded
+            index, offset, skip = await asyncio.to_thread(snapshot.tail_start, tail, chosen)
+            start = (index, offset)
+        for batch in snapshot.batches(start):
             if skip:
                 shown = [e for e in batch if chosen(e)]
                 batch, skip = shown[skip:], max(0, skip - len(shown))
@@ -214,16 +214,6 @@ async def logs(request: web.Request) -> web.StreamResponse:
         if follower is not None:
             follower.close()
     return response
-
-
-async def _count(snapshot: logfile.Snapshot,
-                 chosen: Callable[[logfile.LogEntry], bool]) -> int:
-    """How many entries are shown, read a chunk at a time between other requests."""
-    count = 0
-    for batch in snapshot.batches():
-        count += sum(1 for e in batch if chosen(e))
-        await asyncio.sleep(0)
-    return count
 
 
 class NotImplementedByDriver(EngineError):

@@ -526,25 +526,78 @@ class Snapshot:
             self.close()
             raise
 
-    def batches(self) -> Iterator[list[LogEntry]]:
-        """The entries, oldest first, in lists parsed from at most ``CHUNK`` bytes each."""
-        for fd, gzipped, size in self._files:
-            rest = b""
-            for data in (_gunzip_chunks(fd) if gzipped else _chunks(fd, size)):
-                lines = (rest + data).split(b"\n")
-                rest = lines.pop()
-                yield [e for e in map(parse_json_line, lines) if e is not None]
+    def batches(self, start: tuple[int, int] = (0, 0)) -> Iterator[list[LogEntry]]:
+        """The entries, oldest first, in lists parsed from at most ``CHUNK`` bytes each;
+        from ``start`` (the index of a file and an offset in it, from ``tail_start``)."""
+        for index in range(start[0], len(self._files)):
+            yield from self._file_batches(index, start[1] if index == start[0] else 0)
+
+    def _file_batches(self, index: int, offset: int) -> Iterator[list[LogEntry]]:
+        fd, gzipped, size = self._files[index]
+        rest = b""
+        for data in (_gunzip_chunks(fd) if gzipped else _chunks(fd, size, offset)):
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            yield [e for e in map(parse_json_line, lines) if e is not None]
+
+    def tail_start(self, count: int, chosen: Callable[[LogEntry], bool],
+                   ) -> tuple[int, int, int]:
+        """Where the last ``count`` chosen entries begin, found reading backwards as
+        dockerd does (gzipped files are counted forwards): the ``start`` of ``batches``
+        and how many chosen entries to skip from there."""
+        if count <= 0:
+            return len(self._files), 0, 0
+        for index in reversed(range(len(self._files))):
+            fd, gzipped, size = self._files[index]
+            if gzipped:
+                here = sum(sum(1 for e in batch if chosen(e))
+                           for batch in self._file_batches(index, 0))
+                if here >= count:
+                    return index, 0, here - count
+                count -= here
+                continue
+            for offset, line in _lines_backward(fd, size):
+                entry = parse_json_line(line)
+                if entry is not None and chosen(entry):
+                    count -= 1
+                    if not count:
+                        return index, offset, 0
+        return 0, 0, 0
 
     def close(self) -> None:
         while self._files:
             os.close(self._files.pop()[0])
 
 
-def _chunks(fd: int, size: int) -> Iterator[bytes]:
-    offset = 0
+def _chunks(fd: int, size: int, offset: int = 0) -> Iterator[bytes]:
     while offset < size and (data := os.pread(fd, min(CHUNK, size - offset), offset)):
         offset += len(data)
         yield data
+
+
+def _lines_backward(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of the complete lines of a file up to ``size``, the last first, read
+    backwards a chunk at a time (a chunk grows only to hold a longer line)."""
+    end, span, last = size, CHUNK, True
+    while end > 0:
+        start = max(0, end - span)
+        block = os.pread(fd, end - start, start)
+        if last:  # what follows the last newline is a line still being written
+            cut = block.rfind(b"\n") + 1
+            if not cut and start:
+                span *= 2
+                continue
+            end, block, last = start + cut, block[:cut], False
+        # block ends a line; its first line may start earlier: not one whole line in it?
+        cut = block.find(b"\n") + 1 if start else 0
+        if start and cut == len(block):
+            span *= 2
+            continue
+        offset = end
+        for line in reversed(block[cut:].split(b"\n")[:-1]):
+            offset -= len(line) + 1
+            yield offset, line
+        end, span = start + cut, CHUNK
 
 
 def _gunzip_chunks(fd: int) -> Iterator[bytes]:
