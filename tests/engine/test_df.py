@@ -10,13 +10,15 @@ from .conftest import Daemon
 
 def test_system_df(daemon: Daemon) -> None:
     name = "df-" + uuid.uuid4().hex[:10]
-    daemon.ok("run", "--name", name, "busybox", "sh", "-c",
-              "head -c 100000 /dev/zero > /blob")
+    daemon.ok("run", "--name", name, "-v", f"{name}:/vol", "busybox", "sh", "-c",
+              "head -c 100000 /dev/zero > /blob; head -c 5000 /dev/zero > /vol/data")
     try:
         with daemon.http() as http:
             body = http.get("/v1.45/system/df").json()
             assert set(body) >= {"LayersSize", "Images", "Containers", "Volumes", "BuildCache"}
-            assert body["LayersSize"] > 1_000_000 and body["Volumes"] == []
+            assert body["LayersSize"] > 1_000_000
+            volume = next(v for v in body["Volumes"] if v["Name"] == name)
+            assert volume["UsageData"] == {"Size": 5000, "RefCount": 1}
             mine = next(c for c in body["Containers"] if c["Names"] == [f"/{name}"])
             assert 100_000 <= mine["SizeRw"] < 110_000
             busybox = next(i for i in body["Images"] if "busybox:latest" in i["RepoTags"])
@@ -30,6 +32,9 @@ def test_system_df(daemon: Daemon) -> None:
         assert "Images" in table and "Containers" in table
         verbose = daemon.ok("system", "df", "-v")
         assert name in verbose and "busybox" in verbose
+        assert "Local Volumes space usage" in verbose
+        volume_row = next(ln for ln in verbose.splitlines() if ln.startswith(name + " "))
+        assert volume_row.split()[1:] == ["1", "5kB"]
         sizes = daemon.ok("ps", "-a", "-s", "--filter", f"name={name}",
                           "--format", "{{.Size}}").strip()
         assert sizes.startswith("100kB") or sizes.startswith("100.0kB") or "kB" in sizes
@@ -38,3 +43,4 @@ def test_system_df(daemon: Daemon) -> None:
         assert "virtual" in listed["Size"]
     finally:
         daemon.ok("rm", name)
+        daemon.ok("volume", "rm", name)

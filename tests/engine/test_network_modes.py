@@ -192,3 +192,27 @@ def test_publish_all(net_daemon: Daemon, docker_client: object) -> None:
         assert container.ports["80/tcp"][0]["HostPort"] == str(port)
     finally:
         d.ok("rm", "-f", "pall")
+
+
+def test_sampand_in_a_network_namespace_of_its_own(tmp_path: object) -> None:
+    """sampand may itself run in a network namespace (a container, a CI sandbox, the
+    benchmarks): its bridge, veths and rules live there, and /sys, which still shows the
+    host's interfaces, is not what it configures them through."""
+    from .spawn import spawned
+
+    ns = f"sampan-t{time.monotonic_ns() % 10**8}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+                       check=True)
+        with spawned([]) as d:
+            d.start(argv=["nsenter", f"--net=/run/netns/{ns}", *d.argv()])
+            d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+            out = d.ok("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
+            assert " inet " in out, out
+            inside = subprocess.run(["ip", "netns", "exec", ns, "ip", "-d", "link", "show",
+                                     d.bridge], capture_output=True, text=True, check=True)
+            assert d.bridge in inside.stdout
+            assert d.bridge not in host_links()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)

@@ -19,7 +19,8 @@ async def get(request: web.Request) -> web.Response:
         if kind not in TYPES:
             raise InvalidParameter(f"type: unknown object type: {kind}")
     engine = engine_of(request)
-    return reply(await asyncio.to_thread(usage, engine.images, engine.containers.all(), types))
+    return reply(await asyncio.to_thread(usage, engine.images, engine.containers.all(), types,
+                                         engine.volumes))
 
 
 def register(app: web.Application) -> None:

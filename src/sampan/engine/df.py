@@ -16,6 +16,7 @@ from typing import Any
 from ..archive.changes import DELETED
 from ..images import ImageStore
 from ..snapshots import SnapshotError
+from ..volumes.service import VolumeService
 from . import views
 from .record import Container
 
@@ -55,7 +56,34 @@ def add_sizes(images: ImageStore, containers: list[Container],
         item.update(SizeRw=size.rw, SizeRootFs=size.root_fs)
 
 
-def usage(images: ImageStore, containers: list[Container], types: set[str]) -> dict[str, Any]:
+def tree_size(path: str) -> int:
+    """Bytes of the regular files under ``path`` (links not followed, one filesystem)."""
+    total = 0
+    try:
+        device = os.lstat(path).st_dev
+    except OSError:
+        return 0
+    for top, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(top, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+        dirs[:] = [d for d in dirs if _same_device(os.path.join(top, d), device)]
+    return total
+
+
+def _same_device(path: str, device: int) -> bool:
+    try:
+        return os.lstat(path).st_dev == device
+    except OSError:
+        return False
+
+
+def usage(images: ImageStore, containers: list[Container], types: set[str],
+          volumes: VolumeService | None = None) -> dict[str, Any]:
     """GET /system/df; ``types`` are the parts asked for (all when empty)."""
     out: dict[str, Any] = {}
 
@@ -77,7 +105,10 @@ def usage(images: ImageStore, containers: list[Container], types: set[str]) -> d
         add_sizes(images, containers, items)
         out["Containers"] = items
     if want("volume"):
-        out["Volumes"] = []
+        out["Volumes"] = [] if volumes is None else [
+            {**v.to_api(), "UsageData": {"Size": tree_size(v.mountpoint),
+                                         "RefCount": len(volumes.users(v.name))}}
+            for v in volumes.find()]
     if want("build-cache"):
         out["BuildCache"] = []
     return out

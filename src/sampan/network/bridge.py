@@ -171,7 +171,7 @@ def attach(
                 raise Conflict(f"interface {host_ifname} or {ifname} already exists") from None
             raise NetworkError(f"creating veth {host_ifname}: {exc}") from exc
         try:
-            _set_hairpin(host_ifname)
+            _set_hairpin(ipr, host_ifname)
             _configure_inside(fd, ifname, address, gateway, address6, gateway6)
         except BaseException as exc:
             ipr.link("del", index=index(host_ifname))
@@ -181,15 +181,16 @@ def attach(
     return Endpoint(bridge, host_ifname, ifname, address, gateway, mac, address6, gateway6)
 
 
-def _set_hairpin(host_ifname: str) -> None:
+def _set_hairpin(ipr: Any, host_ifname: str) -> None:
     """Let the bridge send a frame back out of the port it came in on.
 
     With br_netfilter loaded, a container reaching its own published port through a
     host address is DNAT'd back to itself inside the bridge, and the frame must leave
     through the port it arrived on. dockerd sets the same without its userland proxy.
+    Through netlink, not sysfs: a sampand in a network namespace of its own sees the
+    host's interfaces in /sys.
     """
-    with open(f"/sys/class/net/{host_ifname}/brport/hairpin_mode", "w") as f:
-        f.write("1")
+    ipr.brport("set", index=index(host_ifname), mode=1)
 
 
 def _configure_inside(
