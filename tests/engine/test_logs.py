@@ -12,12 +12,19 @@ import time
 
 import pytest
 
+from sampan.engine import logs
 from sampan.engine.errors import InvalidParameter
 from sampan.engine.logs import (
+    BACKLOG,
+    CHUNK,
+    JOURNAL,
+    Follower,
     JsonFileWriter,
     JsonTail,
     LogEntry,
     LogOptions,
+    Shipper,
+    Snapshot,
     parse_log_config,
     parse_size,
 )
@@ -77,6 +84,99 @@ def test_compressed_rotation(tmp_path: os.PathLike[str]) -> None:
         assert json.loads(f.readline())["stream"] == "stderr"
     kept = [int(e.data) for e in JsonTail(path).read()]
     assert kept[-1] == 59 and kept == list(range(kept[0], 60))
+
+
+def _journal(directory: str, first: int, count: int, width: int) -> None:
+    """Append lines ``first`` … to the journal as conmon writes it (k8s-file)."""
+    with open(os.path.join(directory, JOURNAL), "ab") as f:
+        for i in range(first, first + count):
+            f.write(b"2024-01-01T00:00:00.000000001Z stdout F %d %s\n" % (i, b"x" * width))
+
+
+def test_snapshot_is_what_was_there(tmp_path: os.PathLike[str]) -> None:
+    """A snapshot reads the set as it was, in chunks, whatever is written or rotated
+    while it is read."""
+    path = os.path.join(tmp_path, "c-json.log")
+    writer = JsonFileWriter(path, LogOptions(max_size=50_000, max_file=3))
+    line = b"y" * 1000
+    for i in range(120):
+        writer.write([LogEntry("2024-01-01T00:00:00.000000001Z", "stdout", b"%d %s\n" % (i, line))])
+    snapshot = Snapshot(path)
+    try:
+        batches = snapshot.batches()
+        got = [int(e.data.split()[0]) for e in next(batches)]
+        for i in range(120, 300):  # rotates the files away under the reader
+            writer.write([LogEntry("2024-01-01T00:00:00.000000001Z", "stdout",
+                                   b"%d %s\n" % (i, line))])
+        sizes = [len(got)]
+        for batch in batches:
+            sizes.append(len(batch))
+            got += [int(e.data.split()[0]) for e in batch]
+    finally:
+        snapshot.close()
+    assert got == list(range(got[0], 120)) and got[0] < 30  # max-size 50k x 3 files
+    assert max(sizes) * 1000 <= CHUNK + 1000  # read a chunk at a time
+
+
+@pytest.mark.parametrize(("compress", "chunk"), [("false", CHUNK), ("true", CHUNK),
+                                                 ("false", 64)])
+def test_snapshot_tail_reads_backwards(tmp_path: os.PathLike[str], compress: str,
+                                       chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last n chosen entries, across rotated (or gzipped) files, a line still being
+    written at the end left out, as reading everything would give them; also read in
+    chunks smaller than a line."""
+    monkeypatch.setattr(logs, "CHUNK", chunk)
+    path = os.path.join(tmp_path, "c-json.log")
+    writer = JsonFileWriter(path, parse_log_config(
+        {"Config": {"max-size": "30k", "max-file": "4", "compress": compress}}))
+    for i in range(600):
+        data = b"%d %s\n" % (i, b"z" * (i % 7 * 50))
+        writer.write([LogEntry("2024-01-01T00:00:00.000000001Z",
+                               "stderr" if i % 3 else "stdout", data)])
+    with open(path, "ab") as f:
+        f.write(b'{"log":"partial')
+    assert len(os.listdir(tmp_path)) == 4
+
+    def chosen(e: LogEntry) -> bool:
+        return e.stream == "stderr"
+
+    snapshot = Snapshot(path)
+    try:
+        every = [int(e.data.split()[0]) for b in snapshot.batches() for e in b if chosen(e)]
+        for n in (0, 1, 2, 5, 37, len(every), len(every) + 5):
+            index, offset, skip = snapshot.tail_start(n, chosen)
+            got = [int(e.data.split()[0]) for b in snapshot.batches((index, offset))
+                   for e in b if chosen(e)][skip:]
+            assert got == (every[-n:] if n else []), n
+    finally:
+        snapshot.close()
+
+
+def test_follower_behind_reads_on_from_the_files(tmp_path: os.PathLike[str]) -> None:
+    """A follower that does not read while a flood is shipped holds at most about
+    BACKLOG, then goes on from the files: it still gets every line, in order, once."""
+    directory = str(tmp_path)
+    path = os.path.join(directory, "c-json.log")
+    shipper = Shipper(directory, path, LogOptions(max_size=20_000_000, max_file=2))
+    follower = Follower(shipper)
+    width = 4000
+    total = 2 * BACKLOG // width
+    try:
+        _journal(directory, 0, total, width)
+        shipper.ship()
+        held = sum(len(e.data) for e in follower._pending)
+        assert held <= BACKLOG + (1 << 20)  # one shipped batch past it at most
+        assert follower._files is not None and not shipper.listeners
+        _journal(directory, total, 100, width)
+        shipper.ship()
+        got: list[int] = []
+        while batch := follower.read():
+            got += [int(e.data.split()[0]) for e in batch]
+        assert got == list(range(total + 100))
+    finally:
+        follower.close()
+        shipper.close()
+    assert not shipper.listeners
 
 
 def test_json_file_on_disk_and_logs_options(daemon: Daemon) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from typing import Any
@@ -169,37 +170,49 @@ async def logs(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         status=200, headers={"Content-Type": RAW_STREAM if c.tty else MULTIPLEXED_STREAM})
     await response.prepare(request)
-    reader = logfile.JsonTail(containers.log_path(c))
     exited = containers.exited_event(c)
+    chosen = functools.partial(logfile.wanted, stdout=stdout, stderr=stderr, since=since,
+                               until=until)
 
-    async def send(entries: list[logfile.LogEntry], limit: int | None) -> None:
-        for entry in logfile.select(entries, stdout=stdout, stderr=stderr, since=since,
-                                    until=until, tail=limit):
+    async def send(entries: list[logfile.LogEntry]) -> None:
+        for entry in entries:
+            if not chosen(entry):
+                continue
             data = (entry.time.encode() + b" " + entry.data) if timestamps else entry.data
             stream = 1 if entry.stream == logfile.STDOUT else 2
             await response.write(data if c.tty else frame(stream, data))
 
-    shipper = containers.shipper(c)
-    fresh: list[logfile.LogEntry] = []
-    if follow:  # from now on the shipper hands us what it writes (no file read races)
-        shipper.listeners.add(fresh.extend)
+    # Both taken in one step: the snapshot ends where the follower's entries begin.
+    snapshot = logfile.Snapshot(containers.log_path(c))
+    follower = logfile.Follower(containers.shipper(c)) if follow else None
     try:
-        await send(reader.read(), tail)
-        reader.close()
-        while follow and c.state.running and not (until and until < time.time()):
+        start, skip = (0, 0), 0
+        if tail is not None:  # found reading backwards, then streamed: memory stays bounded
+            index, offset, skip = await asyncio.to_thread(snapshot.tail_start, tail, chosen)
+            start = (index, offset)
+        for batch in snapshot.batches(start):
+            if skip:
+                shown = [e for e in batch if chosen(e)]
+                batch, skip = shown[skip:], max(0, skip - len(shown))
+            await send(batch)
+        snapshot.close()
+        while follower is not None and not (until and until < time.time()):
+            if batch := follower.read():
+                await send(batch)
+                continue
+            if not c.state.running:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(exited.wait(), FOLLOW_INTERVAL)
             with contextlib.suppress(OSError):
-                shipper.ship()
-            batch = fresh[:]
-            fresh.clear()
-            await send(batch, None)
+                containers.shipper(c).ship()
         await response.write_eof()
     except ConnectionResetError:  # the client stopped following
         pass
     finally:
-        reader.close()
-        shipper.listeners.discard(fresh.extend)
+        snapshot.close()
+        if follower is not None:
+            follower.close()
     return response
 
 
@@ -223,13 +236,16 @@ async def attach(request: web.Request) -> web.StreamResponse:
     conn.on_lost(att.stop)
     try:
         if flag(request, "logs"):
-            past = logfile.JsonTail(containers.log_path(c))
-            entries = past.read()
-            past.close()
-            for entry in entries:
-                if (want_out if entry.stream == logfile.STDOUT else want_err):
-                    stream = 1 if entry.stream == logfile.STDOUT else 2
-                    await conn.write(entry.data if c.tty else frame(stream, entry.data))
+            past = logfile.Snapshot(containers.log_path(c))
+            try:
+                for batch in past.batches():
+                    for entry in batch:
+                        if logfile.wanted(entry, stdout=want_out, stderr=want_err):
+                            stream = 1 if entry.stream == logfile.STDOUT else 2
+                            await conn.write(entry.data if c.tty
+                                             else frame(stream, entry.data))
+            finally:
+                past.close()
         if flag(request, "stream"):
             await pump(conn, att, c.tty)
             if att.detached:

@@ -672,14 +672,16 @@ class Builder:
             raise BuildError(str(exc), 127 if "not found" in str(exc) else 126) from None
         while True:
             done = waiter.done()
-            for entry in reader.read():
-                await self.say(entry.data.decode("utf-8", "replace"))
+            while batch := reader.read():
+                for entry in batch:
+                    await self.say(entry.data.decode("utf-8", "replace"))
             if done:
                 break
             await asyncio.wait([waiter], timeout=0.1)
         status = waiter.result()
-        for entry in reader.read():
-            await self.say(entry.data.decode("utf-8", "replace"))
+        while batch := reader.read():
+            for entry in batch:
+                await self.say(entry.data.decode("utf-8", "replace"))
         reader.close()
         return status.code
 

@@ -22,7 +22,9 @@ by max-size and max-file, gzipped as ``.1.gz`` … with compress). Why this spli
 
 ``logs`` reads the json-file set (rotated files oldest first), so it shows exactly what is
 on disk, as dockerd does; ``follow`` then takes the entries from the shipper as it writes
-them, so rotations cannot make it miss any.
+them, so rotations cannot make it miss any. Every path reads in ``CHUNK``s and waits for
+the client between them, and a follower more than ``BACKLOG`` behind reads on from the
+files: a log flood or a slow client never makes sampand hold the log in memory.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import asyncio
 import json
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -45,6 +48,8 @@ POSITION = "journal.pos"
 JOURNAL_CAP = 32 * 1024 * 1024
 JOURNAL_FLOOR = 1024 * 1024  # a burst up to this between two ships is never lost
 SHIP_INTERVAL = 0.2
+CHUNK = 256 * 1024  # read at most this much at once: memory stays bounded
+BACKLOG = 4 * 1024 * 1024  # a follower this far behind reads on from the files
 DRIVERS = ("json-file", "none")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*$", re.IGNORECASE)
 
@@ -199,19 +204,21 @@ class JsonFileWriter:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             size = os.fstat(fd).st_size
-            batch = b""
+            batch: list[bytes] = []  # joined once per write: no quadratic copying
             for entry in entries:
-                if self.options.max_size and size + len(batch) >= self.options.max_size:
-                    os.write(fd, batch)
-                    batch = b""
+                if self.options.max_size and size >= self.options.max_size:
+                    _write_all(fd, batch)
+                    batch = []
                     os.close(fd)
                     fd = -1
                     self.rotate()
                     fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                                  | os.O_CLOEXEC, 0o640)
                     size = 0
-                batch += entry.json_line()
-            os.write(fd, batch)
+                line = entry.json_line()
+                batch.append(line)
+                size += len(line)
+            _write_all(fd, batch)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -243,6 +250,12 @@ class JsonFileWriter:
         with suppress(FileNotFoundError):
             os.rename(tmp, f"{self.path}.1.gz")
             os.unlink(self.path)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    data = memoryview(b"".join(parts))
+    while data:
+        data = data[os.write(fd, data):]
 
 
 class Shipper:
@@ -401,73 +414,239 @@ def log_files(path: str) -> list[str]:
 class JsonTail:
     """Reads a json-file log set from its start and then follows it, across rotations: the
     file it holds open is read to its end, then the rotated files it has not read yet
-    (oldest first), then the new current file."""
+    (oldest first), then the new current file. Each ``read`` takes at most ``CHUNK`` bytes
+    from disk, so a flood is streamed, never held whole."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._seen: set[int] = set()  # inodes of the files read to their end
+        self._queue: list[Any] = []  # rotated files opened, not yet read to their end
         self._fd = -1
         self._offset = 0
         self._rest = b""
 
-    def _read_all(self, name: str) -> bytes:
-        try:
-            if name.endswith(".gz"):
-                import gzip
-
-                with gzip.open(name, "rb") as g:
-                    return g.read()
-            with open(name, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return b""
+    @classmethod
+    def at_end(cls, path: str) -> JsonTail:
+        """A reader of what is written from now on."""
+        tail = cls(path)
+        tail._seen = {ino for ino in map(_inode, log_files(path)[:-1]) if ino}
+        with suppress(FileNotFoundError):
+            tail._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            tail._offset = os.fstat(tail._fd).st_size
+        return tail
 
     def read(self) -> list[LogEntry]:
-        data = b""
-        if self._fd < 0:
-            rotated = [(f, _inode(f)) for f in log_files(self.path)[:-1]]
-            self._seen &= {ino for _, ino in rotated}  # a freed inode may come back
-            for name, ino in rotated:
-                if ino and ino not in self._seen:
-                    data += self._read_all(name)
-                    self._seen.add(ino)
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-                self._offset = 0
-            except FileNotFoundError:
-                return self._parse(data)
-        data += self._read_fd()
-        held = os.fstat(self._fd)
-        try:
-            moved = os.stat(self.path).st_ino != held.st_ino
-        except FileNotFoundError:
-            moved = False
-        if moved:  # rotated: ours is complete; what was rotated after it comes next
-            self._seen.add(held.st_ino)
-            os.close(self._fd)
-            self._fd = -1
-            return self._parse(data) + self.read()
-        if held.st_size < self._offset:  # truncated (max-file 1): start again at its top
-            self._offset = 0
-        return self._parse(data)
+        """The next entries, read from about ``CHUNK`` bytes (all written so far unless it
+        is more); [] once everything written so far has been read."""
+        entries: list[LogEntry] = []
+        taken = 0
+        while (taken < CHUNK or not entries) and (data := self._next_chunk()) is not None:
+            taken += len(data)
+            entries += self._parse(data)
+        return entries
 
-    def _read_fd(self) -> bytes:
-        out = b""
-        while chunk := os.pread(self._fd, 1 << 20, self._offset):
-            out += chunk
-            self._offset += len(chunk)
-        return out
+    def _next_chunk(self) -> bytes | None:
+        while True:
+            if self._queue:
+                data = self._queue[0].read(CHUNK)
+                if data:
+                    return bytes(data)
+                self._queue.pop(0).close()
+                continue
+            if self._fd < 0:
+                rotated = [(f, _inode(f)) for f in log_files(self.path)[:-1]]
+                self._seen &= {ino for _, ino in rotated}  # a freed inode may come back
+                for name, ino in rotated:
+                    if ino and ino not in self._seen:
+                        with suppress(FileNotFoundError):
+                            self._queue.append(_open_log(name))
+                        self._seen.add(ino)
+                try:
+                    self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                    self._offset = 0
+                except FileNotFoundError:
+                    if self._queue:
+                        continue
+                    return None
+                if self._queue:
+                    continue
+            chunk = os.pread(self._fd, CHUNK, self._offset)
+            if chunk:
+                self._offset += len(chunk)
+                return chunk
+            held = os.fstat(self._fd)
+            try:
+                moved = os.stat(self.path).st_ino != held.st_ino
+            except FileNotFoundError:
+                moved = False
+            if moved:  # rotated: ours is complete; what was rotated after it comes next
+                self._seen.add(held.st_ino)
+                os.close(self._fd)
+                self._fd = -1
+                continue
+            if held.st_size < self._offset:  # truncated (max-file 1): start again at its top
+                self._offset = 0
+            return None
 
     def _parse(self, data: bytes) -> list[LogEntry]:
-        data = self._rest + data
-        lines = data.split(b"\n")
+        lines = (self._rest + data).split(b"\n")
         self._rest = lines.pop()
         return [e for e in map(parse_json_line, lines) if e is not None]
 
     def close(self) -> None:
+        while self._queue:
+            self._queue.pop().close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _open_log(name: str) -> Any:
+    """A rotated file, opened to be read in chunks (gunzipped as it is read)."""
+    if name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(name, "rb")
+    return open(name, "rb")  # closed by its reader
+
+
+class Snapshot:
+    """The json-file set as it is at one instant: every file is held open and read up to
+    its size then, so rotations and new lines while a slow client reads do not disturb
+    (or lengthen) what it gets. Read as often as needed (``tail`` counts first)."""
+
+    def __init__(self, path: str) -> None:
+        self._files: list[tuple[int, bool, int]] = []  # fd, gzipped, size
+        try:
+            for name in log_files(path):
+                with suppress(FileNotFoundError):
+                    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+                    self._files.append((fd, name.endswith(".gz"), os.fstat(fd).st_size))
+        except BaseException:
+            self.close()
+            raise
+
+    def batches(self, start: tuple[int, int] = (0, 0)) -> Iterator[list[LogEntry]]:
+        """The entries, oldest first, in lists parsed from at most ``CHUNK`` bytes each;
+        from ``start`` (the index of a file and an offset in it, from ``tail_start``)."""
+        for index in range(start[0], len(self._files)):
+            yield from self._file_batches(index, start[1] if index == start[0] else 0)
+
+    def _file_batches(self, index: int, offset: int) -> Iterator[list[LogEntry]]:
+        fd, gzipped, size = self._files[index]
+        rest = b""
+        for data in (_gunzip_chunks(fd) if gzipped else _chunks(fd, size, offset)):
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            yield [e for e in map(parse_json_line, lines) if e is not None]
+
+    def tail_start(self, count: int, chosen: Callable[[LogEntry], bool],
+                   ) -> tuple[int, int, int]:
+        """Where the last ``count`` chosen entries begin, found reading backwards as
+        dockerd does (gzipped files are counted forwards): the ``start`` of ``batches``
+        and how many chosen entries to skip from there."""
+        if count <= 0:
+            return len(self._files), 0, 0
+        for index in reversed(range(len(self._files))):
+            fd, gzipped, size = self._files[index]
+            if gzipped:
+                here = sum(sum(1 for e in batch if chosen(e))
+                           for batch in self._file_batches(index, 0))
+                if here >= count:
+                    return index, 0, here - count
+                count -= here
+                continue
+            for offset, line in _lines_backward(fd, size):
+                entry = parse_json_line(line)
+                if entry is not None and chosen(entry):
+                    count -= 1
+                    if not count:
+                        return index, offset, 0
+        return 0, 0, 0
+
+    def close(self) -> None:
+        while self._files:
+            os.close(self._files.pop()[0])
+
+
+def _chunks(fd: int, size: int, offset: int = 0) -> Iterator[bytes]:
+    while offset < size and (data := os.pread(fd, min(CHUNK, size - offset), offset)):
+        offset += len(data)
+        yield data
+
+
+def _lines_backward(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of the complete lines of a file up to ``size``, the last first, read
+    backwards a chunk at a time (a chunk grows only to hold a longer line)."""
+    end, span, last = size, CHUNK, True
+    while end > 0:
+        start = max(0, end - span)
+        block = os.pread(fd, end - start, start)
+        if last:  # what follows the last newline is a line still being written
+            cut = block.rfind(b"\n") + 1
+            if not cut and start:
+                span *= 2
+                continue
+            end, block, last = start + cut, block[:cut], False
+        # block ends a line; its first line may start earlier: not one whole line in it?
+        cut = block.find(b"\n") + 1 if start else 0
+        if start and cut == len(block):
+            span *= 2
+            continue
+        offset = end
+        for line in reversed(block[cut:].split(b"\n")[:-1]):
+            offset -= len(line) + 1
+            yield offset, line
+        end, span = start + cut, CHUNK
+
+
+def _gunzip_chunks(fd: int) -> Iterator[bytes]:
+    import gzip
+
+    with os.fdopen(os.dup(fd), "rb") as raw:
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw, mode="rb") as g:
+            while data := g.read(CHUNK):
+                yield data
+
+
+class Follower:
+    """What ``logs -f`` sends after its snapshot: the entries the shipper writes from now
+    on, handed over as written (none missed however fast the files rotate) while the
+    client keeps up. A client that falls ``BACKLOG`` behind reads on from the files
+    instead, as dockerd's followers do, so a slow client cannot grow the engine."""
+
+    def __init__(self, shipper: Shipper) -> None:
+        self._shipper = shipper
+        self._pending: deque[LogEntry] = deque()
+        self._size = 0
+        self._files: JsonTail | None = None
+        shipper.listeners.add(self._take)
+
+    def _take(self, entries: list[LogEntry]) -> None:
+        self._pending.extend(entries)
+        self._size += sum(len(e.data) for e in entries)
+        if self._size > BACKLOG:  # called right after the write: the files go on from here
+            self._shipper.listeners.discard(self._take)
+            self._files = JsonTail.at_end(self._shipper.writer.path)
+
+    def read(self) -> list[LogEntry]:
+        """The next entries (at most about ``CHUNK`` bytes); [] when caught up."""
+        if self._pending:
+            batch: list[LogEntry] = []
+            taken = 0
+            while self._pending and taken < CHUNK:
+                entry = self._pending.popleft()
+                batch.append(entry)
+                taken += len(entry.data)
+            self._size -= taken
+            return batch
+        return self._files.read() if self._files is not None else []
+
+    def close(self) -> None:
+        self._shipper.listeners.discard(self._take)
+        if self._files is not None:
+            self._files.close()
 
 
 def _inode(path: str) -> int:
@@ -477,15 +656,12 @@ def _inode(path: str) -> int:
         return 0
 
 
-def select(entries: list[LogEntry], *, stdout: bool, stderr: bool, since: float = 0,
-           until: float = 0, tail: int | None = None) -> Iterator[LogEntry]:
-    """The entries docker logs shows for these options (``tail`` counts lines)."""
-    chosen = [e for e in entries
-              if (stdout if e.stream == STDOUT else stderr)
-              and (not since or e.timestamp >= since) and (not until or e.timestamp <= until)]
-    if tail is not None:
-        chosen = chosen[-tail:] if tail > 0 else []
-    return iter(chosen)
+def wanted(entry: LogEntry, *, stdout: bool, stderr: bool, since: float = 0,
+           until: float = 0) -> bool:
+    """Whether docker logs shows ``entry`` for these options."""
+    return ((stdout if entry.stream == STDOUT else stderr)
+            and (not since or entry.timestamp >= since)
+            and (not until or entry.timestamp <= until))
 
 
 def log_size(path: str) -> int:
