@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("images", "import_"),
     **{name: ("registry", name) for name in ("search", "login", "logout")},
     "info": ("system", "info"), "version": ("system", "version"),
+    "build": ("build", "build"),
 }
 
 # grouped forms: `sampan container ls` is `sampan ps`; others have their own functions.
@@ -38,7 +39,7 @@ GROUPS: dict[str, dict[str, str | tuple[str, str]]] = {
         "prune": ("containers", "prune")},
     "image": {
         **{n: n for n in ("history", "import", "load", "pull", "push", "save", "tag")},
-        "ls": "images", "list": "images", "rm": "rmi", "remove": "rmi",
+        "ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "build": "build",
         "inspect": ("images", "inspect"), "prune": ("images", "prune")},
     "system": {"info": "info", "events": "events", "df": ("system", "df"),
                "prune": ("system", "prune")},
@@ -61,7 +62,7 @@ Usage:  sampan [OPTIONS] COMMAND
 A self-sufficient runtime for containers (Docker's command line, against sampand)
 
 Common Commands:
-  run, exec, ps, build?, pull, push, images, login, logout, search, version, info
+  run, exec, ps, build, pull, push, images, login, logout, search, version, info
 
 Management Commands:
   container, image, network, volume, system
@@ -77,7 +78,7 @@ Global Options:
   -v, --version       Print version information and quit
 
 Run 'sampan COMMAND --help' for more information on a command.
-""".replace("build?, ", "")
+"""
 
 
 class Cli:
