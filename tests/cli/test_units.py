@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from sampan.cli.client import flags, humanize, runopts
+from sampan import humanize
+from sampan.cli.client import flags, runopts
 from sampan.cli.client.commands.listing import display_ports
 from sampan.cli.client.commands.logs import format_event
 from sampan.cli.client.stream import Demux, detach_sequence

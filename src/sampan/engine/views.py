@@ -7,8 +7,8 @@ import shlex
 import time
 from typing import Any
 
+from ..humanize import duration as human_duration
 from . import health
-from .humanize import human_duration
 from .mounts import api_mounts
 from .record import Container, parse_rfc3339
 

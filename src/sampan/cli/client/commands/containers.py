@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .. import flags, humanize, runopts
+from .... import humanize
+from .. import flags, runopts
 from ..errors import CommandError
 from ..flags import BOOL, INT, LIST, STR, Opt
 from . import confirm, each, parse

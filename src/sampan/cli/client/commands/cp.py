@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import humanize
+from .... import humanize
 from ..api import APIError
 from ..errors import CommandError
 from ..flags import BOOL, Opt

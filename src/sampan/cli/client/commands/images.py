@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import humanize
+from .... import humanize
 from ..errors import CommandError
 from ..flags import BOOL, LIST, STR, Opt
 from . import confirm, each, parse

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .. import humanize
+from .... import humanize
 from ..api import filters_param
 from ..flags import BOOL, INT, LIST, STR, Opt
 from . import parse

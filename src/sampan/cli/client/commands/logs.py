@@ -21,7 +21,8 @@ def timestamp(value: str | None, now: float, flag: str) -> str | None:
     become Unix seconds; Unix seconds pass through."""
     if not value:
         return None
-    from .. import humanize, runopts
+    from .... import humanize
+    from .. import runopts
 
     if value.replace(".", "", 1).isdigit():
         return value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import humanize
+from .... import humanize
 from ..api import filters_param
 from ..flags import BOOL, LIST, STR, Opt
 from . import confirm, each, key_values, parse

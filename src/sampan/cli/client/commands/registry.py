@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .. import auth, humanize
+from .... import humanize
+from .. import auth
 from ..errors import CommandError
 from ..flags import BOOL, INT, LIST, STR, Opt
 from . import parse

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import humanize
+from .... import humanize
 from ..flags import BOOL, STR, Opt
 from . import parse
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .... import __version__
-from .. import humanize
+from .... import __version__, humanize
 from ..api import DaemonUnreachable
 from ..errors import CommandError
 from ..flags import BOOL, LIST, STR, Opt

@@ -1,4 +1,5 @@
-"""docker's numbers for people: go-units' durations and sizes, dates as Go prints them."""
+"""docker's numbers for people: go-units' durations and sizes, dates as Go prints them.
+Shared by the engine (ps Status) and the CLI, and as lean as the CLI's hot path needs."""
 
 from __future__ import annotations
 
