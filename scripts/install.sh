@@ -29,6 +29,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# pip drops the flags of a script's #!python line: give sampan-runtime back its -IS (no
+# site, no environment variables), which spares every container start about 5 ms.
+sed -i '1s|^\(#!.*python[0-9.]*\)$|\1 -IS|' .venv/bin/sampan-runtime
 # Byte-compile now: with PYTHONDONTWRITEBYTECODE set, sampan would otherwise be compiled
 # again on every container start.
 .venv/bin/python -m compileall -q src/sampan >/dev/null

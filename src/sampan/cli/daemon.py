@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--no-new-privileges", dest="no-new-privileges", action="store_const", const=True,
         help="set no_new_privs in new containers")
     add("--conmon", default="conmon", help="conmon binary")
+    add("--monitor", default="conmon", choices=("conmon", "sampan"),
+        help="per-container monitor: conmon, or sampan's own forked from a warm helper "
+             "(sampan-runtime only; exec sessions keep conmon)")
     add("-v", "--version", action="version", version=f"sampand {__version__}")
     return p
 
@@ -104,7 +107,7 @@ def _bool(text: str) -> bool:
 def _flags(ns: argparse.Namespace) -> dict[str, Any]:
     """The flags given, by daemon.json key, in daemon.json's shapes."""
     raw = {k: v for k, v in vars(ns).items()
-           if v is not None and k not in ("config_file", "conmon")}
+           if v is not None and k not in ("config_file", "conmon", "monitor")}
     if "log-opts" in raw:
         raw["log-opts"] = dict(key_value(v, "log-opt") for v in raw["log-opts"])
     if "default-address-pools" in raw:
@@ -148,7 +151,7 @@ def lock(exec_root: str) -> int:
     return fd
 
 
-async def serve(config: DaemonConfig, conmon: str) -> None:
+async def serve(config: DaemonConfig, conmon: str, monitor: str = "conmon") -> None:
     from aiohttp import web
 
     from ..api import make_app
@@ -161,7 +164,9 @@ async def serve(config: DaemonConfig, conmon: str) -> None:
     tls = TLSOptions(verify=config.tlsverify, cacert=config.tlscacert, cert=config.tlscert,
                      key=config.tlskey)
     listeners = open_listeners(config.hosts, socket_group(config), tls)
-    engine = Engine(config.engine_options(conmon))
+    options = config.engine_options(conmon)
+    options.monitor = monitor
+    engine = Engine(options)
     await engine.start()
     runner = web.AppRunner(make_app(engine), access_log=log if config.debug else None,
                            handle_signals=False)
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print("sampand: must run as root", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(config, ns.conmon))
+        asyncio.run(serve(config, ns.conmon, ns.monitor))
     except ConfigError as exc:
         print(f"sampand: {exc}", file=sys.stderr)
         return 1

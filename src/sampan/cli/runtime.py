@@ -211,6 +211,8 @@ def _run(rt: Any, args: SimpleNamespace) -> int:
     started = rt.create(args.id, args.bundle, console_socket=args.console_socket,
                         pid_file=args.pid_file, no_pivot=args.no_pivot,
                         preserve_fds=args.preserve_fds, detach_terminal=args.detach)
+    if not args.detach:
+        foreground.hold()
     try:
         rt.start(args.id)
     except BaseException:

@@ -32,6 +32,7 @@ from .record import Container
 from .runtimes import RuntimeInfo, Runtimes
 from .spec import CGROUP_PARENT
 from .store import ContainerStore
+from .zygote import Zygote
 
 log = logging.getLogger("sampand")
 
@@ -54,6 +55,7 @@ class EngineOptions:
     exec_root: str = DEFAULT_EXEC_ROOT  # runtime state, exit files, attach sockets
     runtime: str = field(default_factory=default_runtime)  # the default runtime's path
     conmon: str = "conmon"
+    monitor: str = "conmon"  # or "sampan": monitors forked by a warm zygote (zygote.py)
     snapshotter: str | None = None
     cgroup_parent: str = CGROUP_PARENT  # containers' cgroups are <parent>/<id>
     # OCI runtimes by name (HostConfig.Runtime) and the one used when none is named.
@@ -79,7 +81,8 @@ class Engine:
         self.monitors = monitor.MonitorConfig(
             runtime=options.runtime, runtime_root=os.path.join(options.exec_root, "runtime"),
             exit_dir=os.path.join(options.exec_root, "exits"),
-            socket_dir=os.path.join(options.exec_root, "s"), conmon=options.conmon)
+            socket_dir=os.path.join(options.exec_root, "s"), conmon=options.conmon,
+            kind=options.monitor, zygote=Zygote() if options.monitor == "sampan" else None)
         self.runtime = OCIRuntime(options.runtime, self.monitors.runtime_root)
         self.runtimes = Runtimes(self._runtime_entries(), options.default_runtime,
                                  self.monitors.runtime_root)
@@ -143,6 +146,8 @@ class Engine:
             self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
 
     def close(self) -> None:
+        if self.monitors.zygote is not None:
+            self.monitors.zygote.close()
         self.health.close()
         self.containers.close()
         self.networking.run_sync(self.networking.close,

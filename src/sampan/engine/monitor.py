@@ -18,11 +18,15 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import EngineError, InvalidParameter
 from .record import Monitor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .zygote import Zygote
 
 SYNC_TIMEOUT = 60.0
 # Runtime errors caused by the container's configuration: Docker answers them with a 400.
@@ -40,6 +44,15 @@ class MonitorConfig:
     socket_dir: str  # short path: conmon links <socket_dir>/<id[:12]> to the bundle
     conmon: str = "conmon"
     runtime_args: tuple[str, ...] = ()  # daemon.json's runtimeArgs
+    # "conmon", or "sampan": sampan's own monitor, forked warm from a zygote (used only
+    # with sampan's own runtime; any other runtime still goes through conmon)
+    kind: str = "conmon"
+    zygote: Zygote | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def warm(self) -> bool:
+        return self.kind == "sampan" and self.zygote is not None and not self.runtime_args \
+            and os.path.basename(self.runtime) == "sampan-runtime"
 
     def __post_init__(self) -> None:
         for path in (self.runtime_root, self.exit_dir, self.socket_dir):
@@ -102,6 +115,8 @@ def launch(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
 
     Blocking (it waits for ``runtime create``): call it from a worker thread.
     """
+    if cfg.warm:
+        return _launch_warm(cfg, job)
     pidfile = os.path.join(job.bundle, "conmon.pid")
     argv = [cfg.conmon, "--api-version", "1", "-c", job.container_id,
             "-u", job.container_id[:12], "-n", job.name, "-r", cfg.runtime,
@@ -137,17 +152,44 @@ def launch(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+    pid = _created(message, os.path.join(job.bundle, "conmon.log"))
+    with open(pidfile) as f:
+        conmon_pid = int(f.read().strip())
+    return Monitor(pid=conmon_pid, start_time=start_time(conmon_pid)), pid
+
+
+def _created(message: dict[str, Any], log: str) -> int:
+    """The container's pid from the monitor's answer, or the runtime's error raised."""
     pid = message.get("data", -1)
     if not isinstance(pid, int) or pid <= 0:
-        detail = str(message.get("message") or "").strip() or _tail(
-            os.path.join(job.bundle, "conmon.log"))
+        detail = str(message.get("message") or "").strip() or _tail(log)
         text = f"OCI runtime create failed: {detail or 'unknown error'}"
         if any(m in detail for m in _USER_ERRORS):
             raise InvalidParameter(text)  # the CLI maps these to exit codes 126 and 127
         raise EngineError(text)
-    with open(pidfile) as f:
-        conmon_pid = int(f.read().strip())
-    return Monitor(pid=conmon_pid, start_time=start_time(conmon_pid)), pid
+    return pid
+
+
+def _launch_warm(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
+    """``launch`` through sampan's own monitor, forked by the zygote."""
+    assert cfg.zygote is not None
+    with suppress(FileNotFoundError):
+        os.unlink(cfg.exit_path(job.container_id))
+    request = {**asdict(job), "id": job.container_id, "runtime_root": cfg.runtime_root,
+               "exit_dir": cfg.exit_dir, "socket_dir": cfg.socket_dir}
+    read_end, write_end = os.pipe()
+    try:
+        cfg.zygote.launch(request, write_end)
+        os.close(write_end)
+        write_end = -1
+        message = read_sync(read_end)
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    pid = _created(message, "")
+    mon = int(message.get("monitor", 0))
+    return Monitor(pid=mon, start_time=start_time(mon)), pid
 
 
 def read_sync(fd: int, timeout: float | None = SYNC_TIMEOUT) -> dict[str, Any]:

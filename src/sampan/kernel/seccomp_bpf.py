@@ -15,11 +15,15 @@ program in it is trusted as the container's filter); otherwise it is not used.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import stat
 
 from ..oci.spec import Seccomp
+
+try:  # the built-in module: hashlib loads OpenSSL, about 5 ms of the runtime's start-up
+    from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # Python < 3.12
+    from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -69,7 +73,7 @@ def fingerprint(spec: Seccomp) -> str:
     text = repr((2, os.uname().machine, spec.default_action, spec.default_errno_ret,
                  spec.architectures, spec.flags, spec.listener_path, spec.listener_metadata,
                  calls))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return str(sha256(text.encode()).hexdigest())
 
 
 def _flags(spec: Seccomp) -> int:

@@ -35,3 +35,11 @@ def install(sig: int, handler: Callable[[int, Any], None] | int) -> Any:
 def set_wakeup_fd(fd: int) -> int:
     old: int = _signal.set_wakeup_fd(fd)
     return old
+
+
+def block(sigs: set[int]) -> None:
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, sigs)
+
+
+def unblock(sigs: set[int]) -> None:
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, sigs)

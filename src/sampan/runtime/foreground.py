@@ -50,6 +50,16 @@ def _raw_terminal(fd: int) -> list[Any] | None:
     return saved
 
 
+def _forwarded() -> set[int]:
+    return signal.valid_signals() - _NOT_FORWARDED
+
+
+def hold() -> None:
+    """Block the signals ``wait`` forwards until it runs: one sent between the container's
+    start and ``wait`` is then forwarded, instead of killing the runtime."""
+    signal.block(_forwarded())
+
+
 def wait(pid: int, pty_master: int = -1) -> int:
     """Wait for ``pid`` while forwarding signals; return its exit code (128+n if killed)."""
     pidfd = k.pidfd_open(pid)
@@ -61,6 +71,7 @@ def wait(pid: int, pty_master: int = -1) -> int:
             handlers[s] = signal.install(s, lambda *_: None)
         except (OSError, ValueError):  # the few the C library keeps for itself
             continue
+    signal.unblock(_forwarded())  # those held since the start arrive now
     try:
         stdin = sys.stdin.fileno() if pty_master >= 0 else -1
         if pty_master >= 0 and os.isatty(stdin):

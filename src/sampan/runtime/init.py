@@ -46,6 +46,7 @@ class InitContext:
     capabilities: caps.CapabilitySet | None = None
     state: dict[str, object] = field(default_factory=dict)  # for createContainer hooks
     is_exec: bool = False
+    placed_late: bool = False  # the runtime places stage 2 in the cgroup while it sets up
 
 
 def run_stage1(ctx: InitContext) -> NoReturn:
@@ -195,6 +196,8 @@ def _become_container(ctx: InitContext) -> NoReturn:
     env = process.with_home(proc.env or [], proc.user.uid)
     assert proc.args
     path = process.lookpath(proc.args[0], env)
+    if ctx.placed_late:
+        ctx.channel.expect("placed")
     ctx.channel.send("ready")
     ctx.channel.close()
     if ctx.fifo_fd >= 0:

@@ -1,0 +1,218 @@
+"""Where `docker run --rm busybox true` spends its time in sampand, phase by phase.
+
+    .venv/bin/python bench/phases.py [--reps N] [--network none|default]
+
+Runs sampand in its own network namespace with timing hooks wrapped around the engine's
+steps (each API request, conmon's launch, the runtime's ``create`` as conmon runs it, the
+in-process ``start``, the exit handling, the teardown and the AutoRemove), drives it with
+the docker CLI and prints the median of each phase. The runtime's ``create`` is timed by
+a bash wrapper (EPOCHREALTIME) named ``sampan-runtime``, which adds about 2 ms to it.
+A measuring tool, not a benchmark: the hooks themselves cost a little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from run import ROOT, VENV_BIN
+
+from engine import BUSYBOX, DOCKER, _quiet, _unmount_under, netns
+
+WRAPPER = """#!/bin/bash
+case "$*" in *" create "*) echo "{\\"ev\\": \\"runtime-create-exec\\", \\"t\\": $EPOCHREALTIME}" \
+>> %(log)s;; esac
+%(real)s "$@"
+rc=$?
+case "$*" in *" create "*) echo "{\\"ev\\": \\"runtime-create-exit\\", \\"t\\": $EPOCHREALTIME}" \
+>> %(log)s;; esac
+exit $rc
+"""
+
+
+def serve(log_path: str, argv: list[str]) -> int:
+    """sampand in this process, with its steps timed into ``log_path`` (JSON lines)."""
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    from aiohttp import web
+
+    import sampan.api
+    from sampan.cli import daemon
+    from sampan.engine import containers, monitor, ociruntime
+
+    out = open(log_path, "a", buffering=1)  # noqa: SIM115
+
+    def note(ev: str, **extra: Any) -> None:
+        out.write(json.dumps({"ev": ev, "t": time.time(), **extra}) + "\n")
+
+    def timed_async(owner: Any, name: str) -> None:
+        real = getattr(owner, name)
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            note(f"{name}-begin")
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                note(f"{name}-end")
+        setattr(owner, name, wrapper)
+
+    def timed(owner: Any, name: str) -> None:
+        real = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            note(f"{name}-begin")
+            try:
+                return real(*args, **kwargs)
+            finally:
+                note(f"{name}-end")
+        setattr(owner, name, wrapper)
+
+    for name in ("_start", "_exited", "_teardown", "remove"):
+        timed_async(containers.Containers, name)
+    timed_async(ociruntime.OCIRuntime, "start")
+    timed(monitor, "launch")
+    real_on_exit = monitor.on_exit
+
+    def on_exit(pid: int, callback: Any) -> Any:
+        def fired() -> None:
+            note("monitor-exit-seen")
+            callback()
+        return real_on_exit(pid, fired)
+    monitor.on_exit = on_exit  # type: ignore[assignment]
+    containers.monitor.on_exit = on_exit  # type: ignore[attr-defined]
+
+    @web.middleware
+    async def requests(request: web.Request, handler: Any) -> Any:
+        path = request.path.split("/")[-1] if "/containers/" in request.path else request.path
+        note("request-begin", path=f"{request.method} {path}")
+        try:
+            return await handler(request)
+        finally:
+            note("request-end", path=f"{request.method} {path}")
+
+    real_make_app = sampan.api.make_app
+
+    def make_app(engine: Any) -> web.Application:
+        app = real_make_app(engine)
+        app.middlewares.insert(0, requests)
+        return app
+    sampan.api.make_app = make_app  # type: ignore[assignment]
+    return daemon.main(argv)
+
+
+def _phases(events: list[dict[str, Any]], t0: float, t1: float) -> dict[str, float]:
+    """One run's phases in ms, from the events between the CLI's start and end."""
+    firsts: dict[str, float] = {}
+    for e in events:
+        if t0 <= e["t"] <= t1:
+            key = e["ev"] + (":" + e["path"] if "path" in e else "")
+            firsts.setdefault(key, e["t"])
+
+    def span(a: str, b: str) -> float:
+        return round((firsts[b] - firsts[a]) * 1000, 2) if a in firsts and b in firsts \
+            else float("nan")
+    create = "request-begin:POST create"
+    start = "request-begin:POST start"
+    return {
+        "CLI start-up → POST create": round((firsts.get(create, t0) - t0) * 1000, 2),
+        "POST create (handler)": span(create, "request-end:POST create"),
+        "create → POST start (attach, wait requests)": span("request-end:POST create", start),
+        "start: before conmon (mount, network, spec)": span(start, "launch-begin"),
+        "launch: monitor + runtime create, in all": span("launch-begin", "launch-end"),
+        "  conmon fork → runtime create exec": span("launch-begin", "runtime-create-exec"),
+        "  runtime create (fresh interpreter)": span("runtime-create-exec",
+                                                   "runtime-create-exit"),
+        "  runtime exit → conmon reports pid": span("runtime-create-exit", "launch-end"),
+        "launch → in-process runtime start": span("launch-end", "start-begin"),
+        "runtime start (in-process)": span("start-begin", "start-end"),
+        "start end → POST start answered": span("start-end", "request-end:POST start"),
+        "start answered → conmon exit seen": span("request-end:POST start",
+                                                  "monitor-exit-seen"),
+        "exit handling (teardown: delete, unmount)": span("_exited-begin", "_exited-end"),
+        "AutoRemove (remove)": span("remove-begin", "remove-end"),
+        "remove end → CLI exits": round((t1 - firsts.get("remove-end", t1)) * 1000, 2),
+        "total (CLI)": round((t1 - t0) * 1000, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--network", default="none", choices=("none", "default"))
+    parser.add_argument("--monitor", default=None, help="sampand's --monitor option")
+    parser.add_argument("--serve", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve[0], args.serve[1:])
+    work = tempfile.mkdtemp(prefix="sampan-phases-")
+    log_path = os.path.join(work, "events.jsonl")
+    wrap = os.path.join(work, "wrap")
+    os.makedirs(wrap)
+    runtime = os.path.join(wrap, "sampan-runtime")
+    with open(runtime, "w") as f:
+        f.write(WRAPPER % {"log": log_path, "real": os.path.join(VENV_BIN, "sampan-runtime")})
+    os.chmod(runtime, 0o755)
+    sock = os.path.join(work, "sampand.sock")
+    client = [DOCKER, "-H", f"unix://{sock}"]
+    flags = ["--network", "none"] if args.network == "none" else []
+    runs: list[tuple[float, float]] = []
+    try:
+        with netns(f"sb-phases-{os.getpid()}") as ns, \
+                open(os.path.join(work, "sampand.log"), "wb") as dlog:
+            daemon_argv = ["-H", f"unix://{sock}", "--data-root", f"{work}/data",
+                           "--exec-root", f"{work}/exec", "--cgroup-parent",
+                           f"/sampan-phases-{os.getpid()}", "--add-runtime",
+                           f"traced={runtime}", "--default-runtime", "traced"]
+            if args.monitor:
+                daemon_argv += ["--monitor", args.monitor]
+            proc = subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{ns}", sys.executable, __file__, "--serve",
+                 log_path, *daemon_argv], stdout=dlog, stderr=subprocess.STDOUT,
+                start_new_session=True)
+            try:
+                deadline = time.monotonic() + 30
+                while _quiet(*client, "version", check=False).returncode != 0:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("sampand did not start: see " + work)
+                    time.sleep(0.1)
+                _quiet(*client, "load", "-i", BUSYBOX)
+                argv = [*client, "run", "--rm", *flags, "busybox", "true"]
+                for i in range(args.reps + 2):
+                    t0 = time.time()
+                    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+                    t1 = time.time()
+                    if i >= 2:  # two warm-up runs
+                        runs.append((t0, t1))
+                    time.sleep(0.2)  # let the daemon settle between runs
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                _unmount_under(work)
+        with open(log_path) as f:
+            events = [json.loads(line) for line in f if line.strip()]
+        rows = [_phases(events, t0, t1) for t0, t1 in runs]
+        print(f"| phase ({args.network} network, median of {len(rows)}) | ms |\n|---|---|")
+        for key in rows[0]:
+            values = [r[key] for r in rows if r[key] == r[key]]
+            median = statistics.median(values) if values else float("nan")
+            print(f"| {key} | {median:.1f} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
