@@ -51,7 +51,7 @@ class Daemon:
             self.proc = subprocess.Popen(
                 [SAMPAND, "-H", self.host, "--data-root", self.data_root,
                  "--exec-root", self.exec_root, "--cgroup-parent", self.cgroup_parent,
-                 "--bridge", self.bridge],
+                 "--bridge", self.bridge, *_monitor_flag()],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -88,6 +88,12 @@ class Daemon:
         result = self.docker(*args, input=input, timeout=timeout)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result.stdout
+
+
+def _monitor_flag() -> list[str]:
+    """SAMPAN_TEST_MONITOR=sampan runs the suite with sampand's own monitor."""
+    kind = os.environ.get("SAMPAN_TEST_MONITOR")
+    return ["--monitor", kind] if kind else []
 
 
 def _monitors_of(base: str) -> list[int]:

@@ -82,7 +82,8 @@ class Engine:
             runtime=options.runtime, runtime_root=os.path.join(options.exec_root, "runtime"),
             exit_dir=os.path.join(options.exec_root, "exits"),
             socket_dir=os.path.join(options.exec_root, "s"), conmon=options.conmon,
-            kind=options.monitor, zygote=Zygote() if options.monitor == "sampan" else None)
+            kind=options.monitor,
+            zygote=Zygote(options.exec_root) if options.monitor == "sampan" else None)
         self.runtime = OCIRuntime(options.runtime, self.monitors.runtime_root)
         self.runtimes = Runtimes(self._runtime_entries(), options.default_runtime,
                                  self.monitors.runtime_root)

@@ -66,7 +66,10 @@ def serve(fd: int) -> None:
 class Zygote:
     """sampand's side: starts the helper on first use, sends it launches."""
 
-    def __init__(self) -> None:
+    def __init__(self, exec_root: str = "") -> None:
+        # on the helper's command line (inherited by the monitors) only so that they can
+        # be told apart, as conmons are by their arguments
+        self.exec_root = exec_root
         self._lock = threading.Lock()
         self._sock: unixsock.Socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -80,7 +83,7 @@ class Zygote:
         code = (f"import sys; sys.path.insert(0, {src!r}); "
                 f"from sampan.engine.zygote import serve; serve({theirs.fileno()})")
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", code], pass_fds=(theirs.fileno(),),
+            [sys.executable, "-I", "-S", "-c", code, self.exec_root], pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, close_fds=True)
         theirs.close()
         self._sock = ours

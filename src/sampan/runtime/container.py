@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import errno
 import os
+import select
 import time
 
 from ..cgroups import Cgroup, CgroupError, open_cgroup
@@ -248,8 +249,12 @@ class Runtime:
             pid = parent.expect("pid")[0]["pid"]
             os.waitpid(stage1, 0)
             if ctx.is_exec or ctx.placed_late:
-                cgroup.apply(pid)
-                parent.send("placed")
+                try:
+                    cgroup.apply(pid)
+                    parent.send("placed")
+                except (OSError, CgroupError):
+                    _raise_reported(parent)
+                    raise
             started = Started(pid)
             while True:
                 message, fds = parent.expect("hooks", "pty", "ready")
@@ -440,6 +445,13 @@ def _ns_inode(path: str) -> int | None:
         return os.stat(path).st_ino
     except OSError:
         return None
+
+
+def _raise_reported(parent: Channel) -> None:
+    """Raise the error stage 2 sent before it exited, if it did: a placement that failed
+    because stage 2 is gone is not the error to tell (an exec that was not found is)."""
+    if select.select([parent], [], [], 0)[0]:
+        parent.expect("ready")
 
 
 def _namespaces_into(ctx: InitContext, spec: Spec) -> None:
