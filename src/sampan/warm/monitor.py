@@ -1,6 +1,6 @@
-"""sampan's own per-container monitor, forked from the zygote: conmon's job without conmon.
+"""sampan's own per-container monitor, forked warm: conmon's job without conmon.
 
-The zygote (``zygote.py``) forks one of these per container with the runtime's modules
+The helper (``server.py``) forks one of these per container with the runtime's modules
 already imported, so a container's start pays no interpreter start-up and no imports: the
 monitor creates the container in-process (``Runtime.create``, the container's init is its
 child) and then does for the engine what conmon does, with conmon's files and formats, so
@@ -18,17 +18,21 @@ the rest of the engine cannot tell them apart:
 
 from __future__ import annotations
 
+import _socket
 import fcntl
-import json
 import os
 import select
-import signal
-import socket
 import struct
 import termios
 import time
 from contextlib import suppress
-from typing import Any
+
+from ..kernel import signals
+from ..oci import jsonio as json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ATTACH_STDOUT, ATTACH_STDERR = 2, 3
 _TAGS = {ATTACH_STDOUT: b"stdout", ATTACH_STDERR: b"stderr"}
@@ -89,7 +93,7 @@ class Monitor:
         self.outputs: dict[int, int] = {}  # fd → attach tag
         self.stdin = -1  # where client input goes (a pipe's write end or the pty master)
         self.pty = -1
-        self.clients: dict[int, socket.socket] = {}
+        self.clients: dict[int, _socket.socket] = {}
         self.inputs_open: set[int] = set()  # clients whose input still flows
         self.pid = 0
         self.status: int | None = None
@@ -97,36 +101,50 @@ class Monitor:
     # ---- set-up ---------------------------------------------------------------------------
 
     def create(self) -> int:
-        """Create the container with our stdio plumbing as its fds 0-2; its pid."""
-        from ..runtime.container import Runtime
+        """Create the container with our stdio plumbing as its fds 0-2; its pid.
+
+        The work is done in a child (the "creator") that exits when the container is
+        created: the memory it dirties (the spec decoded, the runtime's bookkeeping) goes
+        with it, so the monitor stays small. We are the subreaper the container's init is
+        reparented to.
+        """
+        from ..kernel import syscalls as k
+        from ..kernel import unixsock
 
         req = self.req
+        k.set_child_subreaper()
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        ends: list[int] = []
+        stdio = [null, null, null]
+        theirs: list[int] = []  # the creator's ends, closed here once it has them
         if not req["tty"]:
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             self.outputs = {out_r: ATTACH_STDOUT, err_r: ATTACH_STDERR}
-            in_r = null
+            stdio[1:] = [out_w, err_w]
             if req["stdin"]:
-                in_r, self.stdin = os.pipe2(os.O_CLOEXEC)
-                ends.append(in_r)
-            os.dup2(in_r, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            ends += [out_w, err_w]
-        started = Runtime(req["runtime_root"]).create(
-            self.cid, req["bundle"], pid_file=os.path.join(req["bundle"], "pidfile"),
-            detach_terminal=False)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        for fd in (*ends, null):
+                stdio[0], self.stdin = os.pipe2(os.O_CLOEXEC)
+            theirs = [fd for fd in stdio if fd != null]
+        ours, reply = unixsock.seqpacket_pair()
+        creator = os.fork()
+        if creator == 0:
+            ours.close()
+            _create(req, stdio, reply)
+        reply.close()
+        for fd in (*theirs, null):
             os.close(fd)
-        if started.pty_master >= 0:
-            self.pty = self.stdin = started.pty_master
-            self.outputs = {started.pty_master: ATTACH_STDOUT}
-        self.pid = started.pid
-        return started.pid
+        try:
+            payload, fds = unixsock.recv_fds(ours, 65536, 1)
+        finally:
+            ours.close()
+            os.waitpid(creator, 0)
+        answer = json.loads(payload or b'{"error": "the runtime exited during create"}')
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        if fds:
+            self.pty = self.stdin = fds[0]
+            self.outputs = {fds[0]: ATTACH_STDOUT}
+        self.pid = int(answer["pid"])
+        return self.pid
 
     def listen(self) -> None:
         """The attach socket (through <socket-dir>/<id[:12]>, a link to the bundle) and the
@@ -139,7 +157,9 @@ class Monitor:
         path = os.path.join(link, "attach")
         with suppress(FileNotFoundError):
             os.unlink(path)
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        # `_socket`, not `socket`: that one imports enum and re into every monitor
+        self.server = _socket.socket(_socket.AF_UNIX,
+                                     _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         self.server.bind(path)
         self.server.listen(16)
         self.server.setblocking(False)
@@ -158,8 +178,8 @@ class Monitor:
     def run(self, journal: Journal) -> int:
         """Serve until the container has exited and its output is drained; its exit code."""
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signals.set_wakeup_fd(wake_w)
+        signals.install(signals.SIGCHLD, lambda *_: None)
         self.poll.register(wake_r, select.POLLIN)
         for fd in self.outputs:
             os.set_blocking(fd, False)
@@ -247,11 +267,11 @@ class Monitor:
 
     def _accept(self) -> None:
         try:
-            client, _ = self.server.accept()
+            fd, _ = self.server._accept()  # type: ignore[attr-defined]
         except OSError:
             return
+        client = _socket.socket(fileno=fd)
         client.setblocking(False)
-        fd = client.fileno()
         self.clients[fd] = client
         self.inputs_open.add(fd)
         self.poll.register(fd, select.POLLIN)
@@ -321,6 +341,29 @@ class Monitor:
             return Runtime(self.req["runtime_root"]).oom_killed(self.cid)
         except Exception:  # a state that cannot be read tells of no OOM kill
             return False
+
+
+def _create(req: dict[str, Any], stdio: list[int], reply: Any) -> None:
+    """The creator (a child of the monitor): ``Runtime.create``, answered on ``reply``."""
+    from ..kernel import unixsock
+    from ..runtime.container import Runtime
+
+    try:
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        started = Runtime(req["runtime_root"]).create(
+            req["id"], req["bundle"], pid_file=os.path.join(req["bundle"], "pidfile"),
+            detach_terminal=False)
+        answer = json.dumps({"pid": started.pid}).encode()
+        if started.pty_master >= 0:
+            unixsock.send_fds(reply, answer, [started.pty_master])
+        else:
+            reply.send(answer)
+    except BaseException as exc:  # every failure is the engine's to report
+        with suppress(OSError):
+            reply.send(json.dumps({"error": str(exc) or type(exc).__name__}).encode())
+    finally:
+        os._exit(0)
 
 
 def run(req: dict[str, Any], sync_fd: int) -> None:

@@ -1,0 +1,1 @@
+"""sampan's own container monitor, forked warm: the helper (server) and the monitor."""
