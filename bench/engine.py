@@ -118,9 +118,28 @@ class Engine:
             self("rm", "-f", *ids[i:i + 50], check=False)
 
 
+def _uss_kib(pids: list[int]) -> int:
+    """Memory that is the processes' own (private pages, from smaps_rollup): fair to forked
+    monitors, whose RSS counts the pages they share with the helper they came from."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1])
+    return total
+
+
+def _session_leader(pid: int) -> bool:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[3]) == pid
+    return False
+
+
 @contextlib.contextmanager
-def sampand(work: str, ns: str, client: Client | None = None) -> Iterator[Engine]:
-    base = os.path.join(work, "sampand")
+def sampand(work: str, ns: str, client: Client | None = None,
+            monitor: str = "conmon") -> Iterator[Engine]:
+    base = os.path.join(work, f"sampand-{monitor}")
     os.makedirs(base)
     sock = os.path.join(base, "sampand.sock")
     cgroup_parent = f"/sampan-bench-{os.getpid()}"
@@ -128,7 +147,8 @@ def sampand(work: str, ns: str, client: Client | None = None) -> Iterator[Engine
         proc = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{ns}", os.path.join(VENV_BIN, "sampand"),
              "-H", f"unix://{sock}", "--data-root", f"{base}/data", "--exec-root",
-             f"{base}/exec", "--cgroup-parent", cgroup_parent],
+             f"{base}/exec", "--cgroup-parent", f"{cgroup_parent}-{monitor}",
+             "--monitor", monitor],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     argv = client or [DOCKER, "-H", f"unix://{sock}"]
     env_client = argv if client is None else [DOCKER, "-H", f"unix://{sock}"]
@@ -139,9 +159,14 @@ def sampand(work: str, ns: str, client: Client | None = None) -> Iterator[Engine
                 raise RuntimeError("sampand did not start: see " + base)
             time.sleep(0.1)
         _quiet(*env_client, "load", "-i", BUSYBOX)
-        engine = Engine("sampand", argv, lambda: [proc.pid],
-                        lambda: _pids(lambda comm, cmd: comm == "conmon"
-                                      and base.encode() in cmd), f"{base}/data")
+        if monitor == "conmon":
+            monitors = lambda: _pids(lambda comm, cmd: comm == "conmon"  # noqa: E731
+                                     and base.encode() in cmd)
+        else:  # the warm monitors: session leaders named by the exec root (not the helper)
+            monitors = lambda: [p for p in _pids(lambda comm, cmd: comm.startswith(  # noqa: E731
+                "python") and base.encode() in cmd) if _session_leader(p)]
+        engine = Engine("sampand" if monitor == "conmon" else f"sampand --monitor={monitor}",
+                        argv, lambda: [proc.pid], monitors, f"{base}/data")
         yield engine
         engine.remove_all()
     finally:
@@ -217,6 +242,8 @@ def case_start(engines: list[Engine], reps: int) -> list[Result]:
 
 
 def _label(e: Engine) -> str:
+    if e.name.startswith("sampan "):
+        return e.name.replace("sampan ", "sampan CLI → sampand ", 1)
     if e.name == "sampan":
         return "sampan CLI → sampand"
     return e.name if e.name == "podman" else f"{e.name} via docker CLI"
@@ -242,7 +269,7 @@ def case_throughput(engines: list[Engine], reps: int, count: int = 50) -> list[R
 def footprint(engines: list[Engine], idle: int = 10, disk: int = 20) -> list[str]:
     lines = ["", "| footprint | " + " | ".join(_label(e) for e in engines) + " |",
              "|---|" + "---|" * len(engines)]
-    idle_rss, per_container, per_disk = [], [], []
+    idle_rss, per_container, per_disk, per_monitor = [], [], [], []
     for e in engines:
         time.sleep(1)
         before = _rss_kib(e.daemon_pids())
@@ -250,8 +277,10 @@ def footprint(engines: list[Engine], idle: int = 10, disk: int = 20) -> list[str
         for _ in range(idle):
             e("run", "-d", *e.run_flags, "--network", "none", "busybox", "sleep", "600")
         time.sleep(1)
-        grown = _rss_kib(e.daemon_pids()) - before + _rss_kib(e.monitor_pids())
+        grown = _rss_kib(e.daemon_pids()) - before + _uss_kib(e.monitor_pids())
         per_container.append(f"{grown / idle / 1024:.2f} MiB")
+        monitors = e.monitor_pids()
+        per_monitor.append(f"{_uss_kib(monitors) / max(1, len(monitors)) / 1024:.2f} MiB")
         e.remove_all()
         used = _du(e.data_root)
         for _ in range(disk):
@@ -259,8 +288,10 @@ def footprint(engines: list[Engine], idle: int = 10, disk: int = 20) -> list[str
         per_disk.append(f"{(_du(e.data_root) - used) / disk:.0f} KiB")
         e.remove_all()
     lines.append("| daemon idle RSS | " + " | ".join(idle_rss) + " |")
-    lines.append(f"| memory per idle container ({idle} running) | "
+    lines.append(f"| memory per idle container ({idle} running: daemon growth + monitor USS) | "
                  + " | ".join(per_container) + " |")
+    lines.append("| USS per monitor (conmon, shim or sampan's) | " + " | ".join(per_monitor)
+                 + " |")
     lines.append(f"| disk per created container ({disk}) | " + " | ".join(per_disk) + " |")
     return lines
 
@@ -297,11 +328,15 @@ def main() -> int:
     parser.add_argument("--case", action="append",
                         choices=["start", "throughput", "footprint", "scale"])
     parser.add_argument("--scale", default="1,100,500")
+    parser.add_argument("--monitor", action="append", choices=["conmon", "sampan"],
+                        help="sampand's --monitor (each one a daemon of its own); "
+                             "default: both")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("the engine benchmarks start daemons: run as root", file=sys.stderr)
         return 1
     cases = args.case or ["start", "throughput", "footprint"]
+    args.monitor = args.monitor or ["sampan", "conmon"]
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "src")],
                    check=True, stdout=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="sampan-bench-engine-")
@@ -311,11 +346,13 @@ def main() -> int:
     try:
         with contextlib.ExitStack() as stack:
             engines = [stack.enter_context(sampand(work, stack.enter_context(
-                netns(f"sb-sampan-{tag}"))))]
+                netns(f"sb-sampan-{tag}-{m[0]}")), monitor=m)) for m in args.monitor]
             cli = os.path.join(VENV_BIN, "sampan")
             if os.access(cli, os.X_OK):
-                sock = os.path.join(work, "sampand", "sampand.sock")
-                with_cli = Engine("sampan", [cli, "-H", f"unix://{sock}"],
+                sock = os.path.join(work, f"sampand-{args.monitor[0]}", "sampand.sock")
+                first = args.monitor[0]
+                with_cli = Engine("sampan" if first == "conmon" else f"sampan --monitor={first}",
+                                  [cli, "-H", f"unix://{sock}"],
                                   engines[0].daemon_pids, engines[0].monitor_pids,
                                   engines[0].data_root)
                 engines.append(with_cli)
@@ -323,7 +360,7 @@ def main() -> int:
                 netns(f"sb-docker-{tag}")))))
             engines.append(stack.enter_context(podman(work, stack.enter_context(
                 netns(f"sb-podman-{tag}")))))
-            daemons = [e for e in engines if e.name != "sampan"]
+            daemons = [e for e in engines if not e.client[0].endswith("/sampan")]
             if "start" in cases:
                 results += case_start(engines, args.reps)
             if "throughput" in cases:
@@ -337,6 +374,11 @@ def main() -> int:
                 extra += lines
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    phases = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-phases.md")
+    if os.path.exists(phases):  # bench/phases.py's breakdown, from its latest run
+        with open(phases) as f:
+            extra += ["", "Where one `run --rm --network none busybox true` spends its time "
+                      "in sampand (bench/phases.py, its latest run):", "", f.read()]
     write_report(results, "results-engine", "\n".join(extra) + "\n")
     return 0
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from typing import Any
 
-from run import ROOT, VENV_BIN
+from run import HERE, ROOT, VENV_BIN
 
 from engine import BUSYBOX, DOCKER, _quiet, _unmount_under, netns
 
@@ -86,8 +86,8 @@ def serve(log_path: str, argv: list[str]) -> int:
             note("monitor-exit-seen")
             callback()
         return real_on_exit(pid, fired)
-    monitor.on_exit = on_exit  # type: ignore[assignment]
-    containers.monitor.on_exit = on_exit  # type: ignore[attr-defined]
+    monitor.on_exit = on_exit
+    containers.monitor.on_exit = on_exit
 
     @web.middleware
     async def requests(request: web.Request, handler: Any) -> Any:
@@ -104,7 +104,7 @@ def serve(log_path: str, argv: list[str]) -> int:
         app = real_make_app(engine)
         app.middlewares.insert(0, requests)
         return app
-    sampan.api.make_app = make_app  # type: ignore[assignment]
+    sampan.api.make_app = make_app
     return daemon.main(argv)
 
 
@@ -143,16 +143,8 @@ def _phases(events: list[dict[str, Any]], t0: float, t1: float) -> dict[str, flo
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--network", default="none", choices=("none", "default"))
-    parser.add_argument("--monitor", default=None, help="sampand's --monitor option")
-    parser.add_argument("--serve", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        return serve(args.serve[0], args.serve[1:])
+def measure(monitor: str, network: str, reps: int) -> list[dict[str, float]]:
+    """``reps`` timed runs (after two warm-up runs) on a fresh sampand; each run's phases."""
     work = tempfile.mkdtemp(prefix="sampan-phases-")
     log_path = os.path.join(work, "events.jsonl")
     wrap = os.path.join(work, "wrap")
@@ -163,7 +155,7 @@ def main() -> int:
     os.chmod(runtime, 0o755)
     sock = os.path.join(work, "sampand.sock")
     client = [DOCKER, "-H", f"unix://{sock}"]
-    flags = ["--network", "none"] if args.network == "none" else []
+    flags = ["--network", "none"] if network == "none" else []
     runs: list[tuple[float, float]] = []
     try:
         with netns(f"sb-phases-{os.getpid()}") as ns, \
@@ -171,9 +163,8 @@ def main() -> int:
             daemon_argv = ["-H", f"unix://{sock}", "--data-root", f"{work}/data",
                            "--exec-root", f"{work}/exec", "--cgroup-parent",
                            f"/sampan-phases-{os.getpid()}", "--add-runtime",
-                           f"traced={runtime}", "--default-runtime", "traced"]
-            if args.monitor:
-                daemon_argv += ["--monitor", args.monitor]
+                           f"traced={runtime}", "--default-runtime", "traced",
+                           "--monitor", monitor]
             proc = subprocess.Popen(
                 ["nsenter", f"--net=/run/netns/{ns}", sys.executable, __file__, "--serve",
                  log_path, *daemon_argv], stdout=dlog, stderr=subprocess.STDOUT,
@@ -186,7 +177,7 @@ def main() -> int:
                     time.sleep(0.1)
                 _quiet(*client, "load", "-i", BUSYBOX)
                 argv = [*client, "run", "--rm", *flags, "busybox", "true"]
-                for i in range(args.reps + 2):
+                for i in range(reps + 2):
                     t0 = time.time()
                     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
                     t1 = time.time()
@@ -203,14 +194,37 @@ def main() -> int:
                 _unmount_under(work)
         with open(log_path) as f:
             events = [json.loads(line) for line in f if line.strip()]
-        rows = [_phases(events, t0, t1) for t0, t1 in runs]
-        print(f"| phase ({args.network} network, median of {len(rows)}) | ms |\n|---|---|")
-        for key in rows[0]:
-            values = [r[key] for r in rows if r[key] == r[key]]
-            median = statistics.median(values) if values else float("nan")
-            print(f"| {key} | {median:.1f} |")
+        return [_phases(events, t0, t1) for t0, t1 in runs]
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--network", default="none", choices=("none", "default"))
+    parser.add_argument("--monitor", action="append", choices=("conmon", "sampan"),
+                        help="sampand's --monitor (default: both)")
+    parser.add_argument("--serve", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve[0], args.serve[1:])
+    monitors = args.monitor or ["conmon", "sampan"]
+    table = {m: measure(m, args.network, args.reps) for m in monitors}
+    lines = [f"| phase ({args.network} network, median of {args.reps}, ms) | "
+             + " | ".join(f"--monitor={m}" for m in monitors) + " |",
+             "|---|" + "---|" * len(monitors)]
+    for key in table[monitors[0]][0]:
+        cells = []
+        for m in monitors:
+            values = [r[key] for r in table[m] if r[key] == r[key]]
+            cells.append(f"{statistics.median(values):.1f}" if values else "")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(os.path.join(HERE, "results-phases.md"), "w") as f:
+        f.write(text)
     return 0
 
 
