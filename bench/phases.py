@@ -13,6 +13,7 @@ A measuring tool, not a benchmark: the hooks themselves cost a little.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from run import HERE, ROOT, VENV_BIN
@@ -143,9 +145,10 @@ def _phases(events: list[dict[str, Any]], t0: float, t1: float) -> dict[str, flo
     }
 
 
-def measure(monitor: str, network: str, reps: int) -> list[dict[str, float]]:
-    """``reps`` timed runs (after two warm-up runs) on a fresh sampand; each run's phases."""
-    work = tempfile.mkdtemp(prefix="sampan-phases-")
+@contextlib.contextmanager
+def traced(monitor: str) -> Iterator[tuple[list[str], str]]:
+    """A sampand with timing hooks in a network namespace of its own: (client, event log)."""
+    work = tempfile.mkdtemp(prefix=f"sampan-phases-{monitor}-")
     log_path = os.path.join(work, "events.jsonl")
     wrap = os.path.join(work, "wrap")
     os.makedirs(wrap)
@@ -155,14 +158,12 @@ def measure(monitor: str, network: str, reps: int) -> list[dict[str, float]]:
     os.chmod(runtime, 0o755)
     sock = os.path.join(work, "sampand.sock")
     client = [DOCKER, "-H", f"unix://{sock}"]
-    flags = ["--network", "none"] if network == "none" else []
-    runs: list[tuple[float, float]] = []
     try:
-        with netns(f"sb-phases-{os.getpid()}") as ns, \
+        with netns(f"sb-phases-{os.getpid()}-{monitor[0]}") as ns, \
                 open(os.path.join(work, "sampand.log"), "wb") as dlog:
             daemon_argv = ["-H", f"unix://{sock}", "--data-root", f"{work}/data",
                            "--exec-root", f"{work}/exec", "--cgroup-parent",
-                           f"/sampan-phases-{os.getpid()}", "--add-runtime",
+                           f"/sampan-phases-{os.getpid()}-{monitor}", "--add-runtime",
                            f"traced={runtime}", "--default-runtime", "traced",
                            "--monitor", monitor]
             proc = subprocess.Popen(
@@ -176,14 +177,7 @@ def measure(monitor: str, network: str, reps: int) -> list[dict[str, float]]:
                         raise RuntimeError("sampand did not start: see " + work)
                     time.sleep(0.1)
                 _quiet(*client, "load", "-i", BUSYBOX)
-                argv = [*client, "run", "--rm", *flags, "busybox", "true"]
-                for i in range(reps + 2):
-                    t0 = time.time()
-                    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-                    t1 = time.time()
-                    if i >= 2:  # two warm-up runs
-                        runs.append((t0, t1))
-                    time.sleep(0.2)  # let the daemon settle between runs
+                yield client, log_path
             finally:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -192,11 +186,31 @@ def measure(monitor: str, network: str, reps: int) -> list[dict[str, float]]:
                     proc.kill()
                     proc.wait()
                 _unmount_under(work)
-        with open(log_path) as f:
-            events = [json.loads(line) for line in f if line.strip()]
-        return [_phases(events, t0, t1) for t0, t1 in runs]
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(monitors: list[str], network: str, reps: int) -> dict[str, list[dict[str, float]]]:
+    """``reps`` timed runs per monitor, A/B interleaved after two warm-up runs each."""
+    flags = ["--network", "none"] if network == "none" else []
+    runs: dict[str, list[tuple[float, float]]] = {m: [] for m in monitors}
+    out: dict[str, list[dict[str, float]]] = {}
+    with contextlib.ExitStack() as stack:
+        daemons = {m: stack.enter_context(traced(m)) for m in monitors}
+        for i in range(reps + 2):
+            for m, (client, _) in daemons.items():
+                t0 = time.time()
+                subprocess.run([*client, "run", "--rm", *flags, "busybox", "true"],
+                               check=True, stdout=subprocess.DEVNULL)
+                t1 = time.time()
+                if i >= 2:  # two warm-up runs
+                    runs[m].append((t0, t1))
+                time.sleep(0.2)  # let the daemon settle between runs
+        for m, (_, log_path) in daemons.items():
+            with open(log_path) as f:
+                events = [json.loads(line) for line in f if line.strip()]
+            out[m] = [_phases(events, t0, t1) for t0, t1 in runs[m]]
+    return out
 
 
 def main() -> int:
@@ -211,8 +225,8 @@ def main() -> int:
     if args.serve:
         return serve(args.serve[0], args.serve[1:])
     monitors = args.monitor or ["conmon", "sampan"]
-    table = {m: measure(m, args.network, args.reps) for m in monitors}
-    lines = [f"| phase ({args.network} network, median of {args.reps}, ms) | "
+    table = measure(monitors, args.network, args.reps)
+    lines = [f"| phase ({args.network} network, median of {args.reps}, A/B interleaved, ms) | "
              + " | ".join(f"--monitor={m}" for m in monitors) + " |",
              "|---|" + "---|" * len(monitors)]
     for key in table[monitors[0]][0]:
