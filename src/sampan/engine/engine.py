@@ -145,6 +145,7 @@ class Engine:
         await self.containers.restore()
         await self.networking.run(
             self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
+        self.containers.restarts.daemon_ready.set()
 
     def close(self) -> None:
         if self.monitors.zygote is not None:

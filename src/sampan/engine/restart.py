@@ -110,6 +110,9 @@ class Restarts:
         self._backoff: dict[str, Backoff] = {}
         self._held: set[str] = set()
         self._pending: dict[str, asyncio.Task[None]] = {}
+        # Set once the daemon has restored its networking: a restart made before would have
+        # its fresh network namespace swept as a leftover by that restore.
+        self.daemon_ready = asyncio.Event()
 
     def hold(self, container_id: str) -> None:
         """The next exit is the user's doing: no restart for it (dockerd's ExitOnNext)."""
@@ -167,6 +170,7 @@ class Restarts:
 
     async def _run(self, c: Container, delay: float) -> None:
         await asyncio.sleep(delay)
+        await self.daemon_ready.wait()
         self._pending.pop(c.id, None)
         try:
             await self._start(c.id)
