@@ -38,6 +38,7 @@ from .ociruntime import OCIRuntime
 from .record import Container, rfc3339
 from .restart import Restarts
 from .runtimes import Runtimes
+from .shapes import check_create_body
 from .spec import CGROUP_PARENT, build_spec, security_options
 from .store import ContainerStore
 
@@ -185,6 +186,7 @@ class Containers:
         if not isinstance(body, dict):
             raise InvalidParameter("config cannot be empty in order to create a container")
         config = parse_config(body)
+        check_create_body(body)
         health.check(body.get("Healthcheck"))
         host_raw = body.get("HostConfig") or {}
         security_options(parse_host_config(host_raw))
