@@ -27,7 +27,8 @@ from tests.engine.conftest import Daemon, started_daemon
 
 from .conftest import scaled
 
-SCRATCH = tempfile.mkdtemp(prefix="sampan-fuzz-binds-")
+# made by the binds that name it (not at import: a collected, unrun module leaves nothing)
+SCRATCH = os.path.join(tempfile.gettempdir(), f"sampan-fuzz-binds-{os.getpid()}")
 CONFIG_KEYS = ["Hostname", "Domainname", "User", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd",
                "Entrypoint", "Image", "WorkingDir", "Labels", "StopSignal", "StopTimeout",
                "Healthcheck", "ExposedPorts", "Volumes", "ArgsEscaped", "Shell", "OnBuild",
