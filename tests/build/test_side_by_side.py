@@ -6,6 +6,7 @@ filesystems match (paths, types, modes, owners, contents, link targets)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -108,3 +109,22 @@ def test_onbuild_triggers(daemon: Daemon, peer: Peer, tmp_path: Path) -> None:
     mine, theirs = both(daemon, peer, child, "side:onbuild-child")
     compare(mine, theirs)
     assert mine[0]["config"]["OnBuild"] is None
+
+
+def test_a_windows_style_escape_dockerfile(daemon: Daemon, peer: Peer, tmp_path: Path) -> None:
+    """The escape directive set to a backtick: continuations, quotes, ``$`` and JSON
+    arguments all take the backtick; backslashes are plain characters, as in Windows
+    paths."""
+    context = make_context(tmp_path, "windows-escape.Dockerfile")
+    mine, theirs = both(daemon, peer, context, "side:escape")
+    compare(mine, theirs)
+    config, tree = mine
+    env = dict(e.split("=", 1) for e in config["config"]["Env"])
+    assert env["WINPATH"] == "C:\\Windows\\System32"
+    assert env["QUOTED"] == 'say "hi" now' and env["LITERAL"] == "$HOME"
+    assert env["BOTH"] == "C:\\Program Files\\app\\bin" and env["SINGLE"] == "a\\b`c"
+    assert config["config"]["Labels"]["tick"] == "x`y"
+    out = (b"C:\\Windows\\System32|say \"hi\" now|$HOME|C:\\Program Files\\app\\bin|a\\b`c|"
+           b"C:\\legacy\\path|")
+    assert tree["/out.txt"][4] == hashlib.sha256(out).hexdigest()
+    assert "/app\\sub/C:\\json.txt" in tree

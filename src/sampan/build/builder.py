@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import os
 import re
 import secrets
@@ -30,7 +29,7 @@ from typing import Any
 from .. import __version__
 from ..engine import Engine, EngineError
 from ..engine.logs import JsonTail
-from ..images.instructions import ChangeError, expand_word, expand_words
+from ..images.instructions import ChangeError, expand_word, expand_words, split_words
 from ..images.store import (
     ImageError,
     ImageNotFound,
@@ -155,6 +154,7 @@ class Builder:
         self._held: dict[str, tuple[int, bool]] = {}
         self._hold_lock = asyncio.Lock()
         self.meta: dict[str, str] = {}
+        self.escape = "\\"  # the Dockerfile's (``# escape=``)
         epoch = options.build_args.get("SOURCE_DATE_EPOCH")
         try:
             self.epoch = int(epoch) if epoch else None
@@ -178,12 +178,13 @@ class Builder:
             dockerfile = parse(self.context.dockerfile)
         except ParseError as exc:
             raise BuildError(str(exc)) from None
+        self.escape = dockerfile.escape
         self._add_labels(dockerfile)
         the_plan = plan(dockerfile, self.options.build_args, self.options.target)
         # An ARG without a default inside a stage takes the meta arg's value.
-        self.meta = meta_env(the_plan.meta_args, self.options.build_args)
+        self.meta = meta_env(the_plan.meta_args, self.options.build_args, self.escape)
         self.used_args.update(w.partition("=")[0] for ins in the_plan.meta_args
-                              for w in ins.args.split())
+                              for w in split_words(ins.args, self.escape))
         stages = the_plan.needed()
         self.total = sum(1 + len(s.instructions) for s in stages)
         await self._stages(the_plan, stages)
@@ -213,7 +214,7 @@ class Builder:
         """--label becomes a LABEL step at the end of the target stage, as in docker."""
         if not self.options.labels:
             return
-        text = " ".join(f"{json.dumps(k)}={json.dumps(v)}"
+        text = " ".join(f"{self._quoted(k)}={self._quoted(v)}"
                         for k, v in sorted(self.options.labels.items()))
         label = Instruction(keyword="label", args=text, line=0, original="LABEL " + text)
         stages = [i for i, ins in enumerate(dockerfile.instructions) if ins.keyword == "from"]
@@ -226,6 +227,11 @@ class Builder:
                     dockerfile.instructions.insert(end, label)
                     return
         dockerfile.instructions.append(label)
+
+    def _quoted(self, text: str) -> str:
+        """``text`` double-quoted for the shell lexer, with the Dockerfile's escape."""
+        esc = self.escape
+        return '"' + "".join(esc + c if c in ('"', "$", esc) else c for c in text) + '"'
 
     async def _stages(self, the_plan: Plan, stages: list[Stage]) -> None:
         """Build ``stages``, each as soon as the stages it needs are built: independent
@@ -354,7 +360,7 @@ class Builder:
     def _step_env(self, run: _Run) -> StepEnv:
         child = run.state.child()
         return StepEnv(config=child.config, document=child.document, env=self._env(run),
-                       shell=list(run.shell), cmd_set=run.cmd_set)
+                       shell=list(run.shell), cmd_set=run.cmd_set, escape=self.escape)
 
     def _finish(self, parent: State, child: State, created_by: str, *, empty: bool,
                 cmd: list[str], container: str = "") -> State:
@@ -395,22 +401,26 @@ class Builder:
 
     async def _arg(self, run: _Run, ins: Instruction) -> None:
         env = self._env(run)
-        for word in ins.args.split():
+        recorded = []  # the history has each default expanded, as docker records it
+        for word in split_words(ins.args, self.escape):
             name, sep, default = word.partition("=")
             if not name:
                 raise BuildError(f"Dockerfile line {ins.line}: ARG requires a name")
             self.used_args.add(name)
+            if sep:
+                try:
+                    default = expand_word(default, env, self.escape)
+                except ChangeError as exc:
+                    raise BuildError(f"Dockerfile line {ins.line}: {exc}") from None
+            recorded.append(f"{name}={default}" if sep else name)
             given = self.options.build_args.get(name)
             if given is not None:
                 run.args[name] = given
             elif sep:
-                try:
-                    run.args[name] = expand_word(default, env)
-                except ChangeError as exc:
-                    raise BuildError(f"Dockerfile line {ins.line}: {exc}") from None
+                run.args[name] = default
             else:
                 run.args[name] = self.meta.get(name)
-        await self._empty_step(run, self._nop(run, "ARG " + ins.args))
+        await self._empty_step(run, self._nop(run, "ARG " + " ".join(recorded)))
 
     async def _empty_step(self, run: _Run, cmd: list[str], child: State | None = None) -> None:
         created_by = " ".join(cmd)
@@ -494,11 +504,13 @@ class Builder:
         if ins.keyword == "add" and "from" in ins.flags:
             raise BuildError(f"Dockerfile line {ins.line}: ADD does not take --from")
         try:
+            esc = self.escape
             if ins.json_args is not None:
-                words = [expand_word(w, env) for w in ins.json_args]
+                words = [expand_word(w, env, esc) for w in ins.json_args]
             else:
-                words = expand_words(ins.args, env)
-            chown = expand_word(ins.flags["chown"], env) if ins.flags.get("chown") else None
+                words = expand_words(ins.args, env, esc)
+            chown = expand_word(ins.flags["chown"], env, esc) if ins.flags.get("chown") \
+                else None
         except ChangeError as exc:
             raise BuildError(f"Dockerfile line {ins.line}: {exc}") from None
         chmod = None

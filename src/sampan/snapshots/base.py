@@ -249,10 +249,19 @@ class Snapshotter(ABC):
         info = self.stat(key)
         return self._diff(info, self.parents(info))
 
+    def entries(self, key: str) -> Iterable[LayerEntry]:
+        """The snapshot's changes over its parent as layer entries (what ``write_diff``
+        writes), for callers that filter them before writing a layer."""
+        info = self.stat(key)
+        return self._entries(info, self.parents(info))
+
+    def lower_dirs(self, key: str) -> list[str]:
+        """The directories of the snapshot's parents, nearest first."""
+        return [self.fs(p) for p in self.parents(self.stat(key))]
+
     def write_diff(self, key: str, out: BinaryIO) -> tuple[str, int]:
         """A layer tar of the snapshot's changes into ``out``: (diff ID, length)."""
-        info = self.stat(key)
-        return write_layer(self._entries(info, self.parents(info)), out)
+        return write_layer(self.entries(key), out)
 
     # Backend ------------------------------------------------------------------------------
 
