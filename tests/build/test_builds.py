@@ -161,10 +161,12 @@ def test_no_cache(daemon: Daemon, context: Path) -> None:
 
 def test_a_failing_run_stops_with_its_code_and_leaves_nothing(daemon: Daemon,
                                                               tmp_path: Path) -> None:
+    """With --force-rm (without it the failed step's container stays, as in docker: see
+    test_side_by_side)."""
     (tmp_path / "Dockerfile").write_text(
         "FROM busybox\nRUN echo before > /f\nRUN echo output; exit 3\nRUN echo never\n")
     before = image_ids(daemon)
-    result = build(daemon, tmp_path, "-t", "fails")
+    result = build(daemon, tmp_path, "-t", "fails", "--force-rm")
     assert result.returncode == 3, (result.stdout, result.stderr)
     assert "output" in result.stdout and "never" not in result.stdout
     assert "The command '/bin/sh -c echo output; exit 3' returned a non-zero code: 3" in \

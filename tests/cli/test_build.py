@@ -1,6 +1,6 @@
 """`sampan build` against sampand: the classic builder's output, tags, the cache,
 .dockerignore applied before the context is sent, -f outside the context, -q and
---iidfile, and a failing step's message and exit code."""
+--iidfile, a failing step's message and exit code, --rm=false and --force-rm."""
 
 from __future__ import annotations
 
@@ -36,10 +36,22 @@ def test_build_tags_caches_and_runs(sampan: Cli, cli_daemon: Daemon, tmp_path: P
     assert sampan.ok("run", "--rm", quiet.strip(), "cat", "/o").strip() == "from-outside"
 
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
-    failed = sampan.run("build", "-t", "cli-failed", str(ctx))
+    before = set(sampan.ok("ps", "-aq").split())
+    failed = sampan.run("build", "-t", "cli-failed", "--force-rm", str(ctx))
     assert failed.returncode == 3
     assert "returned a non-zero code: 3" in failed.stderr
     assert "cli-failed" not in sampan.ok("images", "--format", "{{.Repository}}")
+    assert set(sampan.ok("ps", "-aq").split()) == before
+    # without --force-rm the failed step's container stays, as with docker
+    assert sampan.run("build", str(ctx)).returncode == 3
+    kept = set(sampan.ok("ps", "-aq").split()) - before
+    assert len(kept) == 1
+    sampan.ok("rm", *kept)
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo kept > /k\n")
+    sampan.ok("build", "--no-cache", "--rm=false", str(ctx))
+    kept = set(sampan.ok("ps", "-aq").split()) - before
+    assert len(kept) == 1
+    sampan.ok("rm", *kept)
     missing = sampan.run("build", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "not found" in missing.stderr  # as docker build
     sampan.ok("rmi", "cli-built:1", quiet.strip())

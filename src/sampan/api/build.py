@@ -3,8 +3,9 @@
 The body is the build context as a tar; the answer is a JSON stream: ``{"stream": ...}``
 lines as the classic builder prints them, ``{"aux": {"ID": ...}}`` for the result and
 ``{"errorDetail": {"code": ..., "message": ...}, "error": ...}`` when the build fails (the
-docker CLI exits with that code). Intermediate containers are always removed: ``rm`` and
-``forcerm`` are accepted and have nothing left to do.
+docker CLI exits with that code). ``rm`` (default true) removes a RUN step's container once
+the step worked, ``forcerm`` also when it failed; otherwise containers are kept, as dockerd
+keeps them.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def _options(request: web.Request) -> BuildOptions:
         build_args={str(k): (None if v is None else str(v)) for k, v in args.items()},
         labels={str(k): str(v) for k, v in labels.items()}, target=query.get("target", ""),
         no_cache=flag(request, "nocache"), pull=flag(request, "pull"), quiet=flag(request, "q"),
-        network_mode=query.get("networkmode", ""), platform=query.get("platform") or None)
+        network_mode=query.get("networkmode", ""), platform=query.get("platform") or None,
+        remove=flag(request, "rm") if query.get("rm") else True,
+        force_remove=flag(request, "forcerm"))
 
 
 def _cache(request: web.Request) -> BuildCache:

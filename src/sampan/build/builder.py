@@ -75,6 +75,10 @@ class BuildOptions:
     quiet: bool = False
     network_mode: str = ""
     platform: str | None = None
+    # Intermediate containers: removed after a step that worked (``rm``), or after every
+    # step, also one that failed (``forcerm``); else kept, as docker keeps them.
+    remove: bool = True
+    force_remove: bool = False
 
 
 @dataclass
@@ -626,6 +630,7 @@ class Builder:
         containers = self.engine.containers
         image_id = await self._hold(parent)
         cid = ""
+        failed = True
         try:
             body = {"Image": image_id, "Cmd": cmd, "Entrypoint": [], "Env": env,
                     "User": parent.config.get("User") or "",
@@ -644,9 +649,10 @@ class Builder:
                                  f"{code}", code)
             layer = await asyncio.to_thread(commit_snapshot, self.store, cid, parent,
                                             run=True, epoch=self.epoch, reapply=True)
+            failed = False
             return layer, cid
         finally:
-            if cid:
+            if cid and (self.options.force_remove or (self.options.remove and not failed)):
                 with suppress(EngineError):
                     await containers.remove(cid, force=True, volumes=True)
                 await self.say(f"Removing intermediate container {cid[:12]}\n")
