@@ -31,13 +31,12 @@ from ..engine import Engine, EngineError
 from ..engine.logs import JsonTail
 from ..images.instructions import ChangeError, expand_word, expand_words, split_words
 from ..images.store import (
-    ImageError,
-    ImageNotFound,
+    Image,
     docker_container_config,
     image_reference,
     rfc3339,
 )
-from ..oci.image import host_platform
+from ..oci.image import Platform, host_platform
 from ..snapshots import mount_all, unmount_all
 from . import commands, copying
 from .cache import BuildCache, step_key
@@ -54,6 +53,7 @@ from .layers import (
     register,
     release,
 )
+from .pulling import RegistryAccess, base_image, wanted_platform
 from .stages import Plan, Stage, find_stage, meta_env, plan
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
@@ -79,6 +79,7 @@ class BuildOptions:
     # step, also one that failed (``forcerm``); else kept, as docker keeps them.
     remove: bool = True
     force_remove: bool = False
+    registry: RegistryAccess = field(default_factory=RegistryAccess)
 
 
 @dataclass
@@ -306,28 +307,28 @@ class Builder:
         below = find_stage(the_plan.stages, stage.base, stage.index)
         if below is not None:
             return self.results[below.index]
+        what = f"Dockerfile line {stage.from_ins.line}: FROM --platform" if stage.platform \
+            else "platform"
+        platform = wanted_platform(stage.platform or self.options.platform, what)
         if stage.base == "scratch":
-            host = host_platform()
-            return empty_state(host.architecture, host.os)
-        platform = stage.platform or self.options.platform
-        image = None
-        if not self.options.pull:
-            with suppress(ImageNotFound):
-                image = self.store.get(stage.base)
-        if image is None:
-            image = await self._pull(stage.base, platform)
-        return from_image(image)
+            target = platform or host_platform()
+            return empty_state(target.architecture, target.os, target.variant)
+        return from_image(await self._image(stage.base, platform))
 
-    async def _pull(self, reference: str, platform: str | None) -> Any:
-        from .. import registry
+    async def _image(self, reference: str, platform: Platform | None) -> Image:
+        """A FROM or COPY --from image: local, else pulled (see ``pulling``)."""
+        return await base_image(self.store, reference, platform, pull=self.options.pull,
+                                access=self.options.registry, send=self._progress)
 
-        await self.say(f"Pulling image {reference}\n")
-        try:
-            await asyncio.to_thread(registry.pull, self.store, reference, platform)
-            return self.store.get(reference)
-        except (registry.RegistryError, ImageError, ValueError) as exc:
-            raise BuildError(f"pull access denied or image not found for {reference}: {exc}") \
-                from None
+    async def _progress(self, message: dict[str, Any]) -> None:
+        """A pull's progress message, in the stage's place in the output."""
+        if self.options.quiet:
+            return
+        stage = _STAGE.get()
+        if stage is None:
+            await self._emit(message)
+        else:
+            await self.output.send(stage, message)
 
     # Steps --------------------------------------------------------------------------------
 
@@ -561,10 +562,10 @@ class Builder:
             state = self.results.get(below.index) if below is not None else None
             if state is None:
                 try:
-                    image = self.store.get(origin)
-                except (ImageNotFound, ImageError, ValueError):
+                    image = await self._image(origin, wanted_platform(self.options.platform))
+                except BuildError as exc:
                     raise BuildError(f"Dockerfile line {ins.line}: COPY --from={origin}: no "
-                                     f"stage or image named {origin!r}") from None
+                                     f"stage or image named {origin!r} ({exc})") from None
                 state = from_image(image)
             root = await asyncio.to_thread(sources.view, self.store, state)
             found = await asyncio.to_thread(copying.find_sources, root, specs,

@@ -88,10 +88,13 @@ def from_image(image: Image) -> State:
         for la in image.layers])
 
 
-def empty_state(architecture: str, os_name: str) -> State:
-    """``FROM scratch``."""
-    return State({"architecture": architecture, "os": os_name, "config": {},
-                  "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+def empty_state(architecture: str, os_name: str, variant: str | None = None) -> State:
+    """``FROM scratch`` (for the build's platform)."""
+    doc: dict[str, Any] = {"architecture": architecture, "os": os_name}
+    if variant:
+        doc["variant"] = variant
+    doc.update({"config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+    return State(doc)
 
 
 def usable(store: ImageStore, state: State) -> bool:
