@@ -25,9 +25,10 @@ from ..build.builder import Builder, BuildOptions
 from ..build.cache import BuildCache
 from ..build.context import open_context
 from ..build.errors import BuildError
+from ..build.prune import parse_filters
 from ..build.pulling import RegistryAccess, wanted_platform
 from ..engine import InvalidParameter
-from .server import engine_of, flag, reply, route
+from .server import engine_of, filters, flag, reply, route
 
 _CHUNK = 1 << 20
 CACHE_KEY = web.AppKey("build_cache", BuildCache)
@@ -138,7 +139,23 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 
 async def prune(request: web.Request) -> web.Response:
-    result = await asyncio.to_thread(_cache(request).prune)
+    """``all``, ``filters`` (see build.prune) and ``keep-storage`` (``reserved-space`` from
+    API 1.48 on): the cache is pruned, least recently used first, down to that many bytes."""
+    keep = 0
+    for name in ("keep-storage", "reserved-space"):
+        text = request.query.get(name)
+        if text:
+            try:
+                keep = max(keep, int(text))
+            except ValueError:
+                raise InvalidParameter(f"{name} is in bytes and expects an integer, got "
+                                       f"{text}") from None
+    wanted = filters(request)
+    try:
+        select = parse_filters(wanted)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc)) from None
+    result = await asyncio.to_thread(_cache(request).prune, select if wanted else None, keep)
     return reply({"CachesDeleted": result.removed or None, "SpaceReclaimed": result.reclaimed})
 
 
