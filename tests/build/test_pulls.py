@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,8 @@ import pytest
 
 from tests.engine.conftest import Daemon
 
-from ..registry.conftest import Registry, _seed, _start, _stop
+from ..registry.conftest import Registry
 from . import imagefs
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    run = tmp_path_factory.mktemp("registry-run")
-    reg = _start(run, Path(tmp_path_factory.mktemp("build-registry")), auth=False)
-    try:
-        _seed(run, reg, ["busybox", "busybox-oci", "multiarch"])
-        yield reg
-    finally:
-        _stop(run, reg)
 
 
 def build(daemon: Daemon, context: Path, dockerfile: str, *args: str,
@@ -60,9 +48,9 @@ def absent(daemon: Daemon, *refs: str) -> None:
         assert daemon.docker("image", "inspect", ref).returncode != 0
 
 
-def test_from_and_copy_from_pull_images_not_present(daemon: Daemon, registry: Registry,
+def test_from_and_copy_from_pull_images_not_present(daemon: Daemon, build_registry: Registry,
                                                      tmp_path: Path) -> None:
-    base, other = f"{registry.host}/busybox:latest", f"{registry.host}/busybox:oci"
+    base, other = f"{build_registry.host}/busybox:latest", f"{build_registry.host}/busybox:oci"
     absent(daemon, base, other)
     out = built(daemon, tmp_path, f"FROM {base}\nCOPY --from={other} /bin/busybox /opt/busybox\n"
                 "RUN /opt/busybox echo copied > /copied\n", "-t", "pulled:1")
@@ -72,9 +60,10 @@ def test_from_and_copy_from_pull_images_not_present(daemon: Daemon, registry: Re
     daemon.ok("rmi", "pulled:1", base, other)
 
 
-def test_the_platform_picks_the_manifest_of_an_index(daemon: Daemon, registry: Registry,
+def test_the_platform_picks_the_manifest_of_an_index(daemon: Daemon, build_registry: Registry,
                                                      tmp_path: Path) -> None:
-    index, manifest_list = f"{registry.host}/multiarch:latest", f"{registry.host}/multiarch:v2s2"
+    index = f"{build_registry.host}/multiarch:latest"
+    manifest_list = f"{build_registry.host}/multiarch:v2s2"
     absent(daemon, index, manifest_list)
     built(daemon, tmp_path, f"FROM {index}\nCOPY a.txt /\n", "-t", "plat:host")
     assert inspect(daemon, "plat:host")["Architecture"] == "amd64"
@@ -104,11 +93,11 @@ def test_the_platform_picks_the_manifest_of_an_index(daemon: Daemon, registry: R
     ("FROM busybox\n", ("--platform", "windows/amd64"), "unsupported os windows"),
     ("FROM --platform=linux/ {host}/busybox:latest\n", (), "FROM --platform: invalid platform"),
 ])
-def test_a_platform_not_offered_is_a_clear_error(daemon: Daemon, registry: Registry,
+def test_a_platform_not_offered_is_a_clear_error(daemon: Daemon, build_registry: Registry,
                                                  tmp_path: Path, dockerfile: str,
                                                  args: tuple[str, ...], message: str) -> None:
     before = daemon.ok("images", "-aq", "--no-trunc")
-    result = build(daemon, tmp_path, dockerfile.format(host=registry.host), *args)
+    result = build(daemon, tmp_path, dockerfile.format(host=build_registry.host), *args)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert daemon.ok("images", "-aq", "--no-trunc") == before

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..build.conftest import build_registry  # noqa: F401
 from ..engine.conftest import Daemon
+from ..registry.conftest import Registry
 from .conftest import Cli
 
 
@@ -55,3 +57,15 @@ def test_build_tags_caches_and_runs(sampan: Cli, cli_daemon: Daemon, tmp_path: P
     missing = sampan.run("build", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "not found" in missing.stderr  # as docker build
     sampan.ok("rmi", "cli-built:1", quiet.strip())
+
+
+def test_build_shows_the_pull_of_its_base(sampan: Cli, cli_daemon: Daemon, tmp_path: Path,
+                                          build_registry: Registry,  # noqa: F811
+                                          ) -> None:
+    base = f"{build_registry.host}/busybox:latest"
+    (tmp_path / "Dockerfile").write_text(f"FROM {base}\nCMD [\"true\"]\n")
+    out = sampan.ok("build", "-t", "cli-pulled:1", str(tmp_path), timeout=180)
+    assert "latest: Pulling from busybox" in out and "Digest: sha256:" in out
+    assert f"Status: Downloaded newer image for {base}" in out
+    assert "Successfully tagged cli-pulled:1" in out
+    sampan.ok("rmi", "cli-pulled:1", base)
