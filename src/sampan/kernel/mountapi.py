@@ -87,11 +87,15 @@ class FsContext:
         _check(_syscall(SYS_FSCONFIG, self.fd, cmd, None if key is None else key.encode(),
                         value, aux), f"fsconfig {self.fstype} {key or 'create'}")
 
+    def detached(self) -> int:
+        """Create the filesystem; a detached mount of it (an fd, gone once closed)."""
+        self._config(FSCONFIG_CMD_CREATE, None, None, 0)
+        return _check(_syscall(SYS_FSMOUNT, self.fd, FSMOUNT_CLOEXEC, 0), "fsmount",
+                      self.fstype)
+
     def mount_at(self, target: str) -> None:
         """Create the filesystem and attach it at ``target``."""
-        self._config(FSCONFIG_CMD_CREATE, None, None, 0)
-        mnt = _check(_syscall(SYS_FSMOUNT, self.fd, FSMOUNT_CLOEXEC, 0), "fsmount",
-                     self.fstype)
+        mnt = self.detached()
         try:
             move_mount(mnt, target)
         finally:
