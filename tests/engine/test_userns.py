@@ -226,3 +226,32 @@ def test_exec_and_restart_keep_the_mapping(remapped: Spawned) -> None:
         assert proc.stdout.strip() == "overlay"
     finally:
         d.docker("rm", "-f", cid)
+
+
+def test_commit_and_build_write_the_containers_ids(remapped: Spawned,
+                                                   tmp_path: Path) -> None:
+    """The writable layer holds host ids; the layers made from it (commit, a build's RUN)
+    carry the container's, as with dockerd, so the image means the same anywhere."""
+    d = remapped
+    tag = f"userns-commit-{os.getpid()}"
+    cid = d.ok("run", "-d", IMAGE, "sh", "-c",
+               "echo made > /made && chown 1000:1000 /made && mkdir /own && sleep 600").strip()
+    try:
+        until(lambda: d.docker("exec", cid, "test", "-d", "/own").returncode == 0)
+        d.ok("commit", cid, tag)
+    finally:
+        d.docker("rm", "-f", cid)
+    (tmp_path / "Dockerfile").write_text(f"FROM {tag}\nRUN echo built > /built\n")
+    built = subprocess.run(["docker", "build", "-q", "-t", tag + "-built", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120,
+                           env={**d.env, "DOCKER_BUILDKIT": "0"})
+    assert built.returncode == 0, built.stderr
+    try:
+        # Without the remapping the image's files are root's (and 1000's), not the range's.
+        out = d.ok("run", "--rm", "--userns=host", tag + "-built", "stat", "-c", "%u:%g",
+                   "/made", "/own", "/built")
+        assert out.split() == ["1000:1000", "0:0", "0:0"], out
+        out = d.ok("run", "--rm", tag + "-built", "stat", "-c", "%u:%g", "/made", "/built")
+        assert out.split() == ["1000:1000", "0:0"], out
+    finally:
+        d.docker("rmi", "-f", tag + "-built", tag)

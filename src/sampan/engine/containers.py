@@ -342,8 +342,10 @@ class Containers:
         monitor.clear(self.monitors, c.id)
         remap = self.userns if self.userns and self.userns.applies(c.host_config) else None
         if not c.mounted:
-            (remap.mount_rootfs if remap else mount_all)(self.images.snapshots.mounts(c.id),
-                                                         rootfs)
+            if remap:
+                remap.mount_rootfs(self.images.snapshots, c.id, rootfs)
+            else:
+                mount_all(self.images.snapshots.mounts(c.id), rootfs)
             c.mounted = True
             self.store.save(c)
         if self.mounts is not None:  # volumes mounted, copy-up of the image's content

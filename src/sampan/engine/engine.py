@@ -97,7 +97,8 @@ class Engine:
             from .userns import Remap, RemapError
 
             try:
-                self.containers.userns = Remap.load(options.userns_remap, options.data_root)
+                self.containers.userns = Remap.load(options.userns_remap, options.data_root,
+                                                   self.images.snapshots.name)
             except RemapError as exc:
                 raise ConfigError(str(exc)) from None
         self.execs = Execs(self.containers, self.monitors)

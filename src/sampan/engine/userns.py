@@ -7,8 +7,10 @@ mount_setattr(MOUNT_ATTR_IDMAP) through a user namespace with the remapping), pa
 overlayfs by file descriptor, so the container sees its image's files owned by its own
 root while the layers on disk keep the image's ids. The writable layer is not idmapped: it
 belongs to the mapped range, so what the container writes is owned on the host by ids the
-host gives nobody. If the kernel refuses idmapped layers, sampand refuses to start a
-remapped container rather than copy or shift the shared layers.
+host gives nobody; the snapshot records the ranges, so that commit and a build's RUN write
+their layers with the container's ids again. There is no copying fallback: a kernel or
+filesystem that cannot idmap makes sampand refuse to start with the remapping (checked at
+start), rather than copy or shift the shared layers.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..archive.writer import Owners
 from .errors import EngineError, InvalidParameter
 
 if TYPE_CHECKING:
+    from ..snapshots import Snapshotter
     from ..snapshots.mount import Mount
     from .record import Container
 
@@ -79,6 +83,11 @@ class IdMap:
     def host_ids(self, uid: int, gid: int) -> tuple[int, int] | None:
         hu, hg = _to_host(self.uids, uid), _to_host(self.gids, gid)
         return None if hu is None or hg is None else (hu, hg)
+
+    def owners(self) -> Owners:
+        """The ranges as the layer writer takes them (host ids back to the container's)."""
+        return Owners(tuple((r.container, r.host, r.size) for r in self.uids),
+                      tuple((r.container, r.host, r.size) for r in self.gids))
 
     def oci(self) -> dict[str, list[dict[str, int]]]:
         """linux.uidMappings and linux.gidMappings."""
@@ -235,7 +244,11 @@ class Remap:
         self._userns_fd = -1
 
     @classmethod
-    def load(cls, value: str, data_root: str) -> Remap:
+    def load(cls, value: str, data_root: str, snapshotter: str) -> Remap:
+        if snapshotter != "overlayfs":
+            raise RemapError(f"userns-remap: needs the overlayfs snapshotter (this data "
+                             f"root uses {snapshotter}): image layers are shared through "
+                             "idmapped overlay layers, never copied")
         idmap = load_map(value, create=True)
         containers = os.path.join(data_root, "containers")
         check_traversable(containers, idmap)
@@ -294,14 +307,16 @@ class Remap:
 
     # At start ------------------------------------------------------------------------
 
-    def mount_rootfs(self, mounts: list[Mount], target: str) -> None:
-        """The snapshot's mounts at ``target``, its read-only layers idmapped."""
+    def mount_rootfs(self, snapshots: Snapshotter, key: str, target: str) -> None:
+        """The container's snapshot at ``target``, its read-only layers idmapped; the
+        snapshot remembers that its files carry the range's ids (for commit and build)."""
         os.chown(os.path.dirname(target), -1, self.idmap.root[1])  # 0710: let it pass
-        for m in mounts:
+        snapshots.set_owners(key, self.idmap.owners())
+        for m in snapshots.mounts(key):
             if m.type == "overlay":
                 self._mount_overlay(m, target)
-            elif m.type == "bind":  # a writable layer with nothing under it (or a copy)
-                shift_tree(m.source, self.idmap)
+            elif m.type == "bind":  # an image without layers: the writable layer alone
+                _own_if_host_root(m.source, self.idmap.root)
                 m.mount(target)
             else:
                 raise EngineError(f"userns-remap: cannot remap a {m.type} root filesystem")
@@ -352,26 +367,6 @@ def _own_if_host_root(path: str, root: tuple[int, int]) -> None:
     st = os.lstat(path)
     if st.st_uid == 0 and st.st_gid == 0:
         os.lchown(path, *root)
-
-
-def shift_tree(path: str, idmap: IdMap) -> None:
-    """Give a copied root filesystem (a snapshotter without overlay) the container's ids on
-    the host: ids inside the ranges' container side move to the host side, so doing it
-    again changes nothing while the host ids are above the container ones."""
-    def shift(p: str) -> None:
-        st = os.lstat(p)
-        ids = idmap.host_ids(st.st_uid, st.st_gid)
-        if ids is not None and ids != (st.st_uid, st.st_gid) \
-                and st.st_uid < idmap.uids[0].host:
-            mode = stat.S_IMODE(st.st_mode)
-            os.lchown(p, *ids)
-            if not stat.S_ISLNK(st.st_mode) and mode & (stat.S_ISUID | stat.S_ISGID):
-                os.chmod(p, mode)  # chown cleared them
-
-    shift(path)
-    for top, dirs, files in os.walk(path):
-        for name in dirs + files:
-            shift(os.path.join(top, name))
 
 
 def _make_userns(idmap: IdMap) -> int:
