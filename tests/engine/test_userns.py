@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,8 +48,9 @@ def restored(*paths: str) -> Iterator[None]:
             data, st = state
             tmp = path + ".sampan-test"
             Path(tmp).write_bytes(data)
-            os.chmod(tmp, st.st_mode & 0o7777)
             os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, st.st_mode & 0o7777)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.replace(tmp, path)
 
 
@@ -255,3 +257,38 @@ def test_commit_and_build_write_the_containers_ids(remapped: Spawned,
         assert out.split() == ["1000:1000", "0:0"], out
     finally:
         d.docker("rmi", "-f", tag + "-built", tag)
+
+
+# What useradd and usermod may write, put back byte for byte after the ``default`` test.
+ACCOUNT_FILES = [f"/etc/{name}{suffix}" for name in ("passwd", "shadow", "group", "gshadow",
+                                                     "subuid", "subgid")
+                 for suffix in ("", "-")] + ["/etc/.pwd.lock", "/var/log/lastlog",
+                                             "/var/log/faillog"]
+
+
+def test_default_makes_dockremap_as_dockerd() -> None:
+    """``--userns-remap default``: the system user dockremap and a 65536-id range after
+    the ranges already given out, then containers in that range."""
+    with restored(*ACCOUNT_FILES):
+        existing = [tuple(int(v) for v in line.split(":")[1:3])
+                    for line in Path("/etc/subuid").read_text().splitlines()
+                    if line.count(":") == 2 and not line.startswith("dockremap:")]
+        had_user = any(line.startswith("dockremap:")
+                       for line in Path("/etc/passwd").read_text().splitlines())
+        with spawned(["--userns-remap", "default"]) as d:
+            os.chmod(d.base, 0o711)
+            d.start()
+            entry = pwd.getpwnam("dockremap")
+            assert entry.pw_shell == "/bin/false" and entry.pw_uid < 1000
+            ranges = {path: [line for line in Path(path).read_text().splitlines()
+                             if line.startswith("dockremap:")]
+                      for path in ("/etc/subuid", "/etc/subgid")}
+            start = int(ranges["/etc/subuid"][0].split(":")[1])
+            if not had_user:
+                assert start == max([100000, *(s + c for s, c in existing)])
+                assert ranges["/etc/subuid"] == [f"dockremap:{start}:65536"], ranges
+            d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+            out = d.ok("run", "--rm", IMAGE, "cat", "/proc/self/uid_map")
+            assert out.split() == ["0", str(start), "65536"]
+            assert "name=userns" in d.ok("info", "--format", "{{json .SecurityOptions}}")
+    assert had_user or "dockremap" not in Path("/etc/passwd").read_text()
