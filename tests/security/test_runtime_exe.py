@@ -157,3 +157,34 @@ def test_runtime_interpreter_cannot_be_overwritten_from_exec(engine: Engine) -> 
     assert not [w for w in writable if (int(w.split()[2]), int(w.split()[3])) in host], \
         (engine.name, report)
     assert {path: _digest(path) for path in files} == files
+
+
+def test_both_protected_copies_refuse_writes() -> None:
+    """The runtime's two ways to a protected interpreter (runtime/sealed.py): the overlay
+    view used here, and the sealed memfd used where overlayfs cannot be mounted."""
+    import errno
+
+    from sampan.runtime import sealed
+
+    view = sealed.overlay_view()
+    copy = sealed.sealed_copy()
+    try:
+        assert sealed.exe_is_protected(f"/proc/self/fd/{view}")
+        assert sealed.exe_is_protected(f"/proc/self/fd/{copy}")
+        assert not sealed.exe_is_protected(os.path.realpath("/proc/self/exe"))
+        try:
+            os.open(f"/proc/self/fd/{view}", os.O_WRONLY)
+            raise AssertionError("the overlay view opened for writing")
+        except OSError as exc:
+            assert exc.errno == errno.EROFS
+        fd = os.open(f"/proc/self/fd/{copy}", os.O_WRONLY)  # a memfd opens, but...
+        try:
+            os.pwrite(fd, b"\0", 0)
+            raise AssertionError("the sealed copy took a write")
+        except PermissionError:
+            pass
+        finally:
+            os.close(fd)
+    finally:
+        os.close(view)
+        os.close(copy)

@@ -69,7 +69,7 @@ def run_stage1(ctx: InitContext) -> NoReturn:
             # namespace the engine made belongs to the host's user namespace, and a
             # process in a child user namespace may not enter it), then the user
             # namespace, then the rest (those owned by the container's user namespace).
-            fds = _join_while_privileged(ctx, fds)
+            fds = _join_while_privileged(fds)
         if user is not None:
             _setns(user, ctx.join["user"], k.CLONE_NEWUSER)
         if ctx.userns:
@@ -102,7 +102,7 @@ def run_stage1(ctx: InitContext) -> NoReturn:
         _fail(ctx.channel, exc)
 
 
-def _join_while_privileged(ctx: InitContext, fds: dict[str, int]) -> dict[str, int]:
+def _join_while_privileged(fds: dict[str, int]) -> dict[str, int]:
     """setns into each namespace the host's root may enter; those refused (EPERM) are
     returned for after the user namespace."""
     left = {}
