@@ -45,10 +45,20 @@ class Zygote:
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         code = (f"import sys; sys.path.insert(0, {src!r}); "
                 f"from sampan.warm.server import serve; serve({theirs.fileno()})")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", code, self.exec_root], pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL, close_fds=True)
-        theirs.close()
+        # From a protected copy of the interpreter (CVE-2019-5736's second half, as
+        # sampan-runtime re-executes itself): the monitors it forks create containers, and
+        # their stages' /proc/self/exe must not be the host's writable interpreter.
+        from ..runtime.sealed import protected_copy
+
+        exe = protected_copy()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", code, self.exec_root],
+                executable=f"/proc/self/fd/{exe}", pass_fds=(theirs.fileno(), exe),
+                stdin=subprocess.DEVNULL, close_fds=True)
+        finally:
+            os.close(exe)
+            theirs.close()
         self._sock = ours
         return ours
 

@@ -24,8 +24,13 @@ def serve(fd: int) -> None:
     import gc
 
     from ..runtime import container  # noqa: F401 - imported once here, not per container
+    from ..runtime.sealed import exe_is_protected
     from . import monitor
 
+    if not exe_is_protected():  # sampand starts it from a protected copy; never otherwise
+        os.write(2, b"sampan.warm.server: not running from a protected copy of the "
+                    b"interpreter (CVE-2019-5736): refusing to create containers\n")
+        return
     sock = unixsock.from_fd(fd)
     gc.collect()
     gc.freeze()
