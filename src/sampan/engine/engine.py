@@ -93,9 +93,8 @@ class Engine:
         self.containers.defaults = options.container_defaults
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
-        self.health = Healthchecks(
-            self.execs, lambda c, status: self._container_event(f"health_status: {status}", c),
-            self.containers.store.save)
+        self.health = Healthchecks(self.execs, self._container_event,
+                                   self.containers.store.save)
         self.containers.watchers.append(self.health)
         from ..volumes import VolumeService
 
@@ -123,8 +122,10 @@ class Engine:
 
         await asyncio.gather(*(stop(c) for c in running))
 
-    def _container_event(self, action: str, c: Container) -> None:
-        attributes = {**(c.config.get("Labels") or {}), "image": c.image, "name": c.name}
+    def _container_event(self, action: str, c: Container,
+                         extra: dict[str, str] | None = None) -> None:
+        attributes = {**(c.config.get("Labels") or {}), **(extra or {}), "image": c.image,
+                      "name": c.name}
         if action == "die":
             attributes["exitCode"] = str(c.state.exit_code)
         self.events.publish(Event("container", action, c.id, attributes))
