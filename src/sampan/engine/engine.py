@@ -67,6 +67,7 @@ class EngineOptions:
     container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     live_restore: bool = True  # false: containers are stopped when sampand stops
     debug: bool = False
+    labels: list[str] = field(default_factory=list)  # the daemon's (docker info's Labels)
 
 
 class Engine:

@@ -156,8 +156,11 @@ def server_lines(s: dict[str, Any]) -> list[str]:
             f" Name: {s.get('Name', '')}",
             *([f" ID: {s['ID']}"] if s.get("ID") else []),
             f" Docker Root Dir: {s.get('DockerRootDir', '')}",
-            f" Debug Mode: {str(bool(s.get('Debug'))).lower()}",
-            f" Experimental: {str(bool(s.get('ExperimentalBuild'))).lower()}"]
+            f" Debug Mode: {str(bool(s.get('Debug'))).lower()}"]
+    if s.get("Labels"):
+        out.append(" Labels:")
+        out += [f"  {label}" for label in s["Labels"]]
+    out.append(f" Experimental: {str(bool(s.get('ExperimentalBuild'))).lower()}")
     registry = s.get("RegistryConfig") or {}
     insecure = list(registry.get("InsecureRegistryCIDRs") or [])
     insecure += [name for name, conf in (registry.get("IndexConfigs") or {}).items()
