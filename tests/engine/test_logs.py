@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -79,11 +80,45 @@ def test_compressed_rotation(tmp_path: os.PathLike[str]) -> None:
     writer = JsonFileWriter(path, options)
     for i in range(60):
         writer.write([LogEntry("2024-01-01T00:00:00.000000001Z", "stderr", b"%d\n" % i)])
+    writer.wait()
     assert sorted(os.listdir(tmp_path)) == ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]
     with gzip.open(path + ".1.gz") as f:
         assert json.loads(f.readline())["stream"] == "stderr"
     kept = [int(e.data) for e in JsonTail(path).read()]
     assert kept[-1] == 59 and kept == list(range(kept[0], 60))
+
+
+def _read_all(path: str) -> list[bytes]:
+    tail = JsonTail(path)
+    out: list[bytes] = []
+    while batch := tail.read():
+        out.extend(e.data for e in batch)
+    tail.close()
+    return out
+
+
+def test_compression_off_the_writer(tmp_path: os.PathLike[str]) -> None:
+    """A compressed rotation does not wait for gzip (the writes run on sampand's event
+    loop): the file is ``.1`` at once and ``.1.gz`` when the thread is done; readers see
+    every entry once meanwhile."""
+    path = os.path.join(tmp_path, "z-json.log")
+    writer = JsonFileWriter(path, parse_log_config(
+        {"Config": {"max-size": "8m", "max-file": "3", "compress": "true"}}))
+    noise = base64.b64encode(os.urandom(6 * 1024 * 1024))  # gzip has work to do
+    lines = [noise[i:i + 4000] + b"\n" for i in range(0, len(noise), 4000)]
+    stamp = "2024-01-01T00:00:00.000000001Z"
+    writer.write([LogEntry(stamp, "stdout", line) for line in lines])
+    started = time.monotonic()
+    writer.write([LogEntry(stamp, "stdout", b"after the rotation\n")])
+    took = time.monotonic() - started
+    assert os.path.exists(path + ".1") and not os.path.exists(path + ".1.gz")
+    assert took < 0.2, took
+    seen = _read_all(path)  # .1 while it is being compressed
+    writer.wait()
+    assert not os.path.exists(path + ".1") and os.path.exists(path + ".1.gz")
+    after = _read_all(path)
+    assert seen[-1] == after[-1] == b"after the rotation\n"
+    assert len(after) == len(lines) + 1 and after[:-1] == lines
 
 
 def _journal(directory: str, first: int, count: int, width: int) -> None:

@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -192,11 +193,23 @@ def parse_json_line(line: bytes) -> LogEntry | None:
 class JsonFileWriter:
     """Appends entries to ``path``, rotating as dockerd's json-file does: before a write,
     a file at max-size or more moves to ``.1`` (``.1`` to ``.2`` …, the oldest dropped);
-    with max-file 1 it is truncated instead."""
+    with max-file 1 it is truncated instead.
+
+    With compress the rotated file is renamed to ``.1`` at once and gzipped to ``.1.gz``
+    by a thread, as dockerd compresses in a goroutine: the writes (made on the event
+    loop) never wait for gzip, except a rotation that comes before the previous
+    compression is done. Readers take ``.1`` over ``.1.gz`` while both exist."""
 
     def __init__(self, path: str, options: LogOptions) -> None:
         self.path = path
         self.options = options
+        self._compressing: threading.Thread | None = None
+
+    def wait(self) -> None:
+        """Until the rotated file being compressed is ``.1.gz``."""
+        if self._compressing is not None:
+            self._compressing.join()
+            self._compressing = None
 
     def write(self, entries: list[LogEntry]) -> None:
         if not entries:
@@ -230,26 +243,39 @@ class JsonFileWriter:
                 os.truncate(self.path, 0)
             return
         suffix = ".gz" if self.options.compress else ""
+        if self.options.compress:
+            self.wait()
+            if os.path.exists(f"{self.path}.1"):  # left by a sampand that stopped meanwhile
+                _gzip(f"{self.path}.1")
         for name in (f"{self.path}.{keep - 1}", f"{self.path}.{keep - 1}.gz"):
             with suppress(FileNotFoundError):
                 os.unlink(name)
         for n in range(keep - 2, 0, -1):
             with suppress(FileNotFoundError):
                 os.rename(f"{self.path}.{n}{suffix}", f"{self.path}.{n + 1}{suffix}")
-        if not self.options.compress:
-            with suppress(FileNotFoundError):
-                os.rename(self.path, f"{self.path}.1")
-            return
-        import gzip
-        import shutil
-
-        tmp = f"{self.path}.1.gz.tmp"
-        with suppress(FileNotFoundError), open(self.path, "rb") as src, \
-                gzip.open(tmp, "wb") as dest:
-            shutil.copyfileobj(src, dest)
         with suppress(FileNotFoundError):
-            os.rename(tmp, f"{self.path}.1.gz")
-            os.unlink(self.path)
+            os.rename(self.path, f"{self.path}.1")
+        if self.options.compress and os.path.exists(f"{self.path}.1"):
+            # not a daemon thread: a stopping sampand finishes the file it started
+            self._compressing = threading.Thread(target=_gzip, args=(f"{self.path}.1",),
+                                                 name="log-gzip")
+            self._compressing.start()
+
+
+def _gzip(name: str) -> None:
+    """``name`` to ``name.gz`` (written aside, then renamed; ``name`` removed after)."""
+    import gzip
+    import shutil
+
+    tmp = f"{name}.gz.tmp"
+    try:
+        with open(name, "rb") as src, gzip.open(tmp, "wb") as dest:
+            shutil.copyfileobj(src, dest, CHUNK)
+        os.rename(tmp, f"{name}.gz")
+        os.unlink(name)
+    except OSError:
+        with suppress(OSError):
+            os.unlink(tmp)
 
 
 def _write_all(fd: int, parts: list[bytes]) -> None:
