@@ -11,13 +11,17 @@ by max-size and max-file, gzipped as ``.1.gz`` … with compress). Why this spli
   (conmon costs about 2 MB; a second writer process per container would cost more);
 - nothing is lost across sampand's restart: the shipper records how far it got (inode and
   offset, in ``journal.pos``) and a restarted sampand resumes there;
-- conmon's own rotation (``--log-size-max``) bounds the journal; sampand keeps the journal
-  open, so a rotation while it runs loses nothing (it drains the replaced file first).
-  While sampand is down, a journal that passes its bound restarts, dropping the older part
-  of what was written meanwhile. The bound is max-size times max-file (what json-file keeps
-  at most anyway) but at least ``JOURNAL_FLOOR`` (while sampand runs, only a burst larger
-  than that between two ships could skip a replaced journal), or ``JOURNAL_CAP`` without
-  max-size;
+- conmon rotates a k8s-file by replacing it, which drops everything in it: had its
+  bound been max-size times max-file, a container logging more than that while sampand
+  is down would be left with only what followed the replacement, less than json-file
+  keeps. So the bound (``--log-size-max``) is only a guard for the disk while sampand is
+  down: ``JOURNAL_DOWN_FACTOR`` times what json-file keeps, at least ``JOURNAL_CAP``;
+  up to there, everything written meanwhile is shipped on restart and json-file keeps
+  its newest part, as if it had been written live. While sampand runs, what it has
+  shipped is punched out of the journal (``fallocate`` PUNCH_HOLE: the file keeps its
+  offsets, conmon appends on, the blocks are freed), so the journal holds only what is
+  not shipped yet; a replacement while sampand runs loses nothing either (it keeps the
+  journal open and drains the replaced file first);
 - the journal of a finished run is shipped and removed before the next start.
 
 ``logs`` reads the json-file set (rotated files oldest first), so it shows exactly what is
@@ -46,8 +50,9 @@ from .errors import InvalidParameter
 STDOUT, STDERR = "stdout", "stderr"
 JOURNAL = "journal.log"
 POSITION = "journal.pos"
-JOURNAL_CAP = 32 * 1024 * 1024
-JOURNAL_FLOOR = 1024 * 1024  # a burst up to this between two ships is never lost
+JOURNAL_CAP = 256 * 1024 * 1024  # the least a container may log while sampand is down
+JOURNAL_DOWN_FACTOR = 8  # … or this many times what json-file keeps
+PUNCH_EVERY = 1024 * 1024  # shipped bytes freed from the journal in steps of this
 SHIP_INTERVAL = 0.2
 CHUNK = 256 * 1024  # read at most this much at once: memory stays bounded
 BACKLOG = 4 * 1024 * 1024  # a follower this far behind reads on from the files
@@ -82,9 +87,11 @@ class LogOptions:
 
     @property
     def journal_limit(self) -> int:
+        """conmon's --log-size-max: a guard for the disk while sampand is down (see the
+        module's docstring)."""
         if not self.max_size:
             return JOURNAL_CAP
-        return max(self.max_size * self.max_file, JOURNAL_FLOOR)
+        return max(self.max_size * self.max_file * JOURNAL_DOWN_FACTOR, JOURNAL_CAP)
 
 
 def parse_size(text: str) -> int:
@@ -278,6 +285,20 @@ def _gzip(name: str) -> None:
             os.unlink(tmp)
 
 
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 1, 2
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """fallocate(2) PUNCH_HOLE | KEEP_SIZE: the range reads as zeros and takes no disk."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    if libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE | _FALLOC_FL_PUNCH_HOLE, offset, length) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
 def _write_all(fd: int, parts: list[bytes]) -> None:
     data = memoryview(b"".join(parts))
     while data:
@@ -298,6 +319,7 @@ class Shipper:
         self._fd = -1
         self._ino = 0
         self._offset = 0
+        self._punched = 0  # the journal's bytes before this are freed
         self._load()
 
     def _load(self) -> None:
@@ -316,15 +338,26 @@ class Shipper:
 
     def _open(self) -> bool:
         """Open the journal now at its path (a different file: start from its top)."""
-        try:
-            fd = os.open(self.journal, os.O_RDONLY | os.O_CLOEXEC)
+        try:  # writable: for the punching of what is shipped
+            fd = os.open(self.journal, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
         ino = os.fstat(fd).st_ino
         if ino != self._ino:
             self._ino, self._offset = ino, 0
         self._fd = fd
+        self._punched = 0
         return True
+
+    def _punch(self) -> None:
+        """Free the journal's blocks that are shipped (offsets and conmon's appends are
+        unaffected); a filesystem that cannot is left as it is."""
+        end = self._offset - self._offset % 4096
+        if end - self._punched < PUNCH_EVERY:
+            return
+        with suppress(OSError):
+            punch_hole(self._fd, self._punched, end - self._punched)
+        self._punched = end
 
     def _drain(self) -> int:
         """Ship the complete lines past our offset in the open journal."""
@@ -342,6 +375,7 @@ class Shipper:
             self._offset += end
             shipped += len(entries)
             self._save()
+            self._punch()
 
     def ship(self) -> int:
         """Ship everything written so far; the number of entries shipped."""
