@@ -87,15 +87,17 @@ async def frozen(containers: Containers, c: Container, pause: bool) -> AsyncIter
     """The container paused (its cgroup frozen) while its changes are read, as dockerd's
     commit does by default, so that the layer is one moment of its files; thawed after,
     unless it was paused already. ``pause`` false, or a container not running: as is."""
-    if not pause or c.state.status != "running":
-        yield
-        return
-    await containers.pause(c.id)
+    paused = False
+    if pause and c.state.status == "running":
+        with contextlib.suppress(EngineError):  # stopped meanwhile: committed as it is
+            await containers.pause(c.id)
+            paused = True
     try:
         yield
     finally:
-        with contextlib.suppress(EngineError):  # it may have exited meanwhile
-            await containers.unpause(c.id)
+        if paused:
+            with contextlib.suppress(EngineError):  # it may have exited meanwhile
+                await containers.unpause(c.id)
 
 
 def commit(store: ImageStore, c: Container, request: CommitRequest) -> Image:
