@@ -40,6 +40,7 @@ from .restart import Restarts
 from .runtimes import Runtimes
 from .spec import CGROUP_PARENT, build_spec, security_options
 from .store import ContainerStore
+from .userns import Remap
 
 log = logging.getLogger("sampand")
 
@@ -105,6 +106,7 @@ class Containers:
         self.shippers = logs.Shippers()
         self.watchers: list[Watcher] = []
         self.mounts: Mounts | None = None  # volumes and mounts, set by the engine
+        self.userns: Remap | None = None  # --userns-remap, set by the engine
 
     # Lookup -------------------------------------------------------------------------------
 
@@ -188,6 +190,8 @@ class Containers:
         health.check(body.get("Healthcheck"))
         host_raw = body.get("HostConfig") or {}
         security_options(parse_host_config(host_raw))
+        if self.userns is not None:
+            self.userns.check(host_raw)
         # networking: the mode and networks asked for (404 for an unknown network)
         mode, memberships = self.network.check_create(host_raw, body.get("NetworkingConfig"),
                                                       self.get)
@@ -336,8 +340,12 @@ class Containers:
         rootfs = os.path.join(directory, "rootfs")
         await self.runtime_of(c).delete(c.id)  # leftovers of an earlier run
         monitor.clear(self.monitors, c.id)
+        remap = self.userns if self.userns and self.userns.applies(c.host_config) else None
         if not c.mounted:
-            mount_all(self.images.snapshots.mounts(c.id), rootfs)
+            if remap:
+                remap.mount_rootfs(self.images.snapshots, c.id, rootfs)
+            else:
+                mount_all(self.images.snapshots.mounts(c.id), rootfs)
             c.mounted = True
             self.store.save(c)
         if self.mounts is not None:  # volumes mounted, copy-up of the image's content
@@ -345,7 +353,7 @@ class Containers:
         image = self.images.get(c.image_id)
         sandbox = await self.network.run(self.network.prepare, c, self.get)
         spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
-                          self.defaults, sandbox=sandbox)
+                          self.defaults, sandbox=sandbox, remap=remap)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(spec, f)
         options = self.log_options(c)
