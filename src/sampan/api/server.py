@@ -139,6 +139,7 @@ def make_app(engine: Engine) -> web.Application:
     from . import (
         archive,
         build,
+        check,
         commit,
         containers,
         df,
@@ -165,4 +166,5 @@ def make_app(engine: Engine) -> web.Application:
     networks.register(app)
     volumes.register(app)
     build.register(app)
+    check.register(app)
     return app

@@ -1,0 +1,34 @@
+"""`sampan system check`: an fsck of sampand's state.
+
+The content store (every blob re-hashed, temp files and partial downloads), the databases
+(sqlite's integrity check, image records against blobs and snapshots, layer reference
+counts, containers' pins), the snapshots (orphans of interrupted unpacks, builds and
+creates), the container records, and the host (stale mounts, cgroups, namespaces, veths,
+nft rules). ``run`` finds, then with ``repair`` fixes what is safe to fix: orphans are
+removed, volumes are never touched. It runs inside sampand (``api/check.py``: what is in
+flight is left alone) or offline against a data root no sampand is using (``offline``).
+"""
+
+from __future__ import annotations
+
+from . import containers, content, host, metadata, snapshots
+from .report import ERROR, ORPHAN, Finding, Report
+from .scope import Scope
+from .used import gather
+
+
+def run(scope: Scope, repair: bool = False) -> Report:
+    """Check everything (host first: mounts go before the directories under them)."""
+    report = Report()
+    host.check(scope, report)
+    containers.check(scope, report)
+    metadata.check(scope, report)
+    used = gather(scope)
+    snapshots.check(scope, used, report)
+    content.check(scope, used, report)
+    if repair:
+        report.repair_all()
+    return report
+
+
+__all__ = ["ERROR", "ORPHAN", "Finding", "Report", "Scope", "run"]
