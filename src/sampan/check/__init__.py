@@ -17,7 +17,7 @@ from .scope import Scope
 from .used import gather
 
 
-def run(scope: Scope, repair: bool = False) -> Report:
+def _find(scope: Scope) -> Report:
     """Check everything (host first: mounts go before the directories under them)."""
     report = Report()
     host.check(scope, report)
@@ -26,8 +26,27 @@ def run(scope: Scope, repair: bool = False) -> Report:
     used = gather(scope)
     snapshots.check(scope, used, report)
     content.check(scope, used, report)
-    if repair:
-        report.repair_all()
+    return report
+
+
+def run(scope: Scope, repair: bool = False, passes: int = 3) -> Report:
+    """Find, and with ``repair`` repair; a repair can uncover more (a directory that was
+    mounted over is an orphan once unmounted), so it looks again, up to ``passes``."""
+    report = _find(scope)
+    if not repair:
+        return report
+    report.repair_all()
+    verify, scope.verify_blobs = scope.verify_blobs, False  # blobs were hashed once
+    try:
+        for _ in range(passes - 1):
+            seen = {(f.kind, f.subject) for f in report.findings}
+            new = [f for f in _find(scope).findings if (f.kind, f.subject) not in seen]
+            if not any(f.repair for f in new):
+                break
+            report.findings.extend(new)
+            report.repair_all()
+    finally:
+        scope.verify_blobs = verify
     return report
 
 
