@@ -83,6 +83,7 @@ def failed(result: subprocess.CompletedProcess[str]) -> str:
     text = result.stdout + result.stderr
     assert result.returncode != 0, text
     assert ENOSPC_TEXT in text.lower(), text
+    print(f"  refused as expected: {text.strip().splitlines()[-1]}")
     return text
 
 
