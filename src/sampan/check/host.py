@@ -24,6 +24,14 @@ CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 BUILD_TEMP = ("build-root-", "build-from-")
 
 
+def _net_state(scope: Scope) -> tuple[dict[str, Any], list[Any]]:
+    """Copies of the network service's container records and networks, taken under its
+    lock (its worker thread changes them while sampand runs)."""
+    net = scope.network
+    with net.lock:
+        return dict(net.containers), list(net.networks.values())
+
+
 def mount_points() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [_unescape(line.split()[4]) for line in f]
@@ -39,7 +47,7 @@ def _detach(path: str) -> None:
 
 def mounts(scope: Scope, report: Report) -> None:
     containers = {c.id: c for c in scope.containers()}
-    held = {s.netns for s in scope.network.containers.values() if s.netns}
+    held = {s.netns for s in _net_state(scope)[0].values() if s.netns}
     data, run = scope.data_root, scope.exec_root
     points = sorted({p for p in mount_points() if _below(p, data) or _below(p, run)},
                     key=len, reverse=True)
@@ -127,10 +135,10 @@ def _rmdir_tree(path: str) -> None:
 
 
 def network(scope: Scope, report: Report) -> None:
-    net: Any = scope.network
+    records, _ = _net_state(scope)
     containers = {c.id: c for c in scope.containers()}
     running = {cid for cid, c in containers.items() if c.state.running}
-    for cid, state in sorted(net.containers.items()):
+    for cid, state in sorted(records.items()):
         report.count("network records")
         if cid not in containers:
             report.add("host", "stale-network-record", ORPHAN, cid,
@@ -141,7 +149,7 @@ def network(scope: Scope, report: Report) -> None:
                        f"container {cid[:12]} is not running but holds its network "
                        "namespace or ports", partial(_release, scope, cid))
     netns_dir = os.path.join(scope.exec_root, "netns")
-    held = {s.netns for s in net.containers.values() if s.netns}
+    held = {s.netns for s in records.values() if s.netns}
     for name in sorted(os.listdir(netns_dir)) if os.path.isdir(netns_dir) else []:
         path = os.path.join(netns_dir, name)
         if path not in held and scope.old_path(path):
@@ -170,9 +178,9 @@ def _release(scope: Scope, cid: str) -> None:
 
 def veths(scope: Scope, report: Report, running: set[str]) -> None:
     """Host ends of veths on this daemon's bridges that no endpoint records."""
-    net: Any = scope.network
-    ours = {n.bridge for n in net.networks.values() if n.driver == "bridge" and n.bridge}
-    live = {m.endpoint.host_ifname for s in net.containers.values()
+    records, networks = _net_state(scope)
+    ours = {n.bridge for n in networks if n.driver == "bridge" and n.bridge}
+    live = {m.endpoint.host_ifname for s in records.values()
             for m in s.networks.values() if m.endpoint}
     try:
         from ..network import netlink
