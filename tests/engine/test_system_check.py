@@ -113,8 +113,9 @@ def test_leftovers_found_and_repaired_offline(d: Spawned) -> None:
 
 def test_corruption_reported(d: Spawned) -> None:
     """A corrupt blob, a wrong refcount and a lost layer snapshot are errors (status 1);
-    the refcount and the snapshot (unpacked again from its blob) are repaired, the blob
-    that an image still names is not."""
+    the refcount, a container's lost mount point and the snapshot (unpacked again from its
+    blob) are repaired, the blob that an image still names is not."""
+    cid = d.ok("create", "busybox", "echo", "whole").strip()
     d.stop()
     with sqlite3.connect(os.path.join(d.data_root, "sampan.db")) as db:
         config = db.execute("SELECT id FROM images").fetchone()[0]
@@ -129,12 +130,14 @@ def test_corruption_reported(d: Spawned) -> None:
                           (BUSYBOX_LAYER,)).fetchone()[0]
         db.execute("DELETE FROM snapshots WHERE key = ?", (BUSYBOX_LAYER,))
     subprocess.run(["rm", "-rf", os.path.join(snaps, "snapshots", name)], check=True)
+    os.rmdir(os.path.join(d.data_root, "containers", cid, "rootfs"))
     code, report = offline(d)
     assert code == 1
     found = kinds(report)
     assert [f["Object"] for f in found["digest-mismatch"]] == [config]
     assert [f["Object"] for f in found["refcount"]] == [BUSYBOX_LAYER]
     assert [f["Object"] for f in found["missing-snapshot"]] == [config]
+    assert [f["Object"] for f in found["missing-rootfs-dir"]] == [cid]
     code, repaired = offline(d, "--repair")
     assert code == 1 and [f["Kind"] for f in repaired["Findings"] if not f["Repaired"]] == \
         ["digest-mismatch"], repaired
@@ -144,6 +147,7 @@ def test_corruption_reported(d: Spawned) -> None:
     assert code == 0 and report["Clean"], report
     d.start()
     assert d.ok("run", "--rm", "busybox", "echo", "whole").strip() == "whole"
+    assert d.ok("start", "-a", cid).strip() == "whole"
 
 
 def test_table_output(d: Spawned) -> None:

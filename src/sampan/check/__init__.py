@@ -39,8 +39,14 @@ def run(scope: Scope, repair: bool = False, passes: int = 3) -> Report:
     verify, scope.verify_blobs = scope.verify_blobs, False  # blobs were hashed once
     try:
         for _ in range(passes - 1):
+            again = _find(scope).findings
+            now = {(f.kind, f.subject) for f in again}
+            for f in report.findings:  # gone with another repair (a foreign key restored)
+                if not f.repaired and f.kind not in content.HASHED and \
+                        (f.kind, f.subject) not in now:
+                    f.repaired = True
             seen = {(f.kind, f.subject) for f in report.findings}
-            new = [f for f in _find(scope).findings if (f.kind, f.subject) not in seen]
+            new = [f for f in again if (f.kind, f.subject) not in seen]
             if not any(f.repair for f in new):
                 break
             report.findings.extend(new)

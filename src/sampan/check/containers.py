@@ -67,6 +67,15 @@ def check(scope: Scope, report: Report) -> None:
             report.add("containers", "missing-pin", ERROR, c.id,
                        f"container {short}: its image is not marked as in use (rmi would "
                        "remove it)", partial(store.pin, c.image_id, c.id))
+        directory = os.path.join(root, c.id)
+        rootfs = os.path.join(directory, "rootfs")
+        if not os.path.isdir(rootfs):
+            report.add("containers", "missing-rootfs-dir", ERROR, c.id,
+                       f"container {short}: its root filesystem's mount point is gone",
+                       partial(os.mkdir, rootfs, 0o755))
+        if c.state.running and not os.path.exists(os.path.join(directory, "config.json")):
+            report.add("containers", "missing-bundle", ERROR, c.id,
+                       f"container {short} runs, but its bundle's config.json is gone")
         if not store.snapshots.exists(c.id):
             report.add("containers", "missing-snapshot", ERROR, c.id,
                        f"container {short} ({c.name}): its writable layer is gone")

@@ -15,6 +15,8 @@ from .report import ERROR, ORPHAN, Report
 from .scope import Scope
 from .used import Used
 
+HASHED = {"digest-mismatch"}  # found only by re-hashing (not on a repair's second look)
+
 
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
