@@ -76,7 +76,7 @@ def refused(tmp: Path, config: dict[str, Any] | str | None, *flags: str) -> str:
     ({"cgroup-parent": "relative"}, "cgroup-parent: 'relative' must be an absolute path"),
     ({"seccomp-profile": "/no/such/profile.json"}, "seccomp-profile: /no/such/profile.json"),
     ({"userns-remap": "no-such-user"}, "userns-remap: no such user 'no-such-user'"),
-    ({"userns-remap": "default"}, "userns-remap: user namespace remapping is not supported yet"),
+    ({"userns-remap": "root"}, "userns-remap: no subordinate uid ranges found for user 'root'"),
     ("{not json", "invalid JSON"),
     ("[1, 2]", "must hold a JSON object"),
 ])

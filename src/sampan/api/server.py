@@ -104,7 +104,7 @@ async def json_body(request: web.Request) -> Any:
         return None
     try:
         return json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidParameter(f"invalid JSON: {exc}") from None
 
 
@@ -123,7 +123,7 @@ def filters(request: web.Request) -> dict[str, list[str]]:
         return {}
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidParameter(f"invalid filter: {text}") from None
     if not isinstance(raw, dict):
         raise InvalidParameter(f"invalid filter: {text}")

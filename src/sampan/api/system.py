@@ -116,6 +116,8 @@ def _security_options(options: EngineOptions) -> list[str]:
         out.append("name=no-new-privileges")
     if _cgroup_version() == "2":
         out.append("name=cgroupns")
+    if options.userns_remap:
+        out.append("name=userns")
     return out
 
 

@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         help="runtime of containers that name none (default sampan-runtime)")
     add("--live-restore", dest="live-restore", nargs="?", const=True, type=_bool,
         help="keep containers running when sampand stops (default true)")
-    add("--userns-remap", dest="userns-remap", help="user namespace remapping (not yet)")
+    add("--userns-remap", dest="userns-remap",
+        help="map containers' root to a user's /etc/subuid range: default | user[:group]")
     add("--default-ulimit", dest="default-ulimits", action="append",
         help="default ulimit of containers: name=soft[:hard]")
     add("-D", "--debug", dest="debug", action="store_const", const=True)

@@ -12,7 +12,6 @@ import grp
 import ipaddress
 import json
 import os
-import pwd
 import re
 import shutil
 from dataclasses import dataclass, field, fields
@@ -158,7 +157,7 @@ class DaemonConfig:
             registry_mirrors=list(self.registry_mirrors), address_pools=self.address_pools(),
             bridge=self.bridge,
             container_defaults=self.container_defaults(), live_restore=self.live_restore,
-            debug=self.debug)
+            debug=self.debug, userns_remap=self.userns_remap)
 
 
 def load_seccomp_profile(value: str) -> str:
@@ -261,8 +260,6 @@ def validate(c: DaemonConfig) -> None:
     load_seccomp_profile(c.seccomp_profile)
     if c.userns_remap:
         check_userns_remap(c.userns_remap)
-        raise ConfigError("userns-remap: user namespace remapping is not supported yet by "
-                          "sampand (the value is valid: remove it to start)")
 
 
 def parse_host(host: str) -> tuple[str, str]:
@@ -395,32 +392,15 @@ def socket_group(c: DaemonConfig) -> int:
 
 
 def check_userns_remap(value: str) -> tuple[str, str]:
-    """``default`` or ``user[:group]``, the user having ranges in /etc/subuid and subgid."""
-    user, _, group = value.partition(":")
-    if user == "default":
-        if group:
-            raise ConfigError("userns-remap: 'default' takes no group")
-        return "dockremap", "dockremap"
-    if not user:
-        raise ConfigError(f"userns-remap: invalid value {value!r} (want default or "
-                          "user[:group])")
-    try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except KeyError:
-        raise ConfigError(f"userns-remap: no such user {user!r}") from None
-    group = group or entry.pw_name
-    for path, name in (("/etc/subuid", entry.pw_name), ("/etc/subgid", group)):
-        if not _has_range(path, name):
-            raise ConfigError(f"userns-remap: no subordinate ids for {name!r} in {path}")
-    return entry.pw_name, group
+    """``default`` or ``user[:group]``, the user having ranges in /etc/subuid and subgid
+    (``default``'s user and ranges are made at start when missing, as dockerd does)."""
+    from .userns import RemapError, load_map
 
-
-def _has_range(path: str, name: str) -> bool:
     try:
-        with open(path) as f:
-            return any(line.split(":", 1)[0] == name for line in f)
-    except OSError:
-        return False
+        idmap = load_map(value)
+    except RemapError as exc:
+        raise ConfigError(str(exc)) from None
+    return idmap.user, idmap.group
 
 
 # Command-line flags -------------------------------------------------------------------------

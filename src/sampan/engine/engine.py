@@ -67,6 +67,7 @@ class EngineOptions:
     container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     live_restore: bool = True  # false: containers are stopped when sampand stops
     debug: bool = False
+    userns_remap: str = ""  # daemon.json's userns-remap (engine/userns.py)
 
 
 class Engine:
@@ -91,6 +92,15 @@ class Engine:
         self.networking.lookup = self.containers.find
         self.containers.runtimes = self.runtimes
         self.containers.defaults = options.container_defaults
+        if options.userns_remap:
+            from .daemonconfig import ConfigError
+            from .userns import Remap, RemapError
+
+            try:
+                self.containers.userns = Remap.load(options.userns_remap, options.data_root,
+                                                   self.images.snapshots.name)
+            except RemapError as exc:
+                raise ConfigError(str(exc)) from None
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
         self.health = Healthchecks(
