@@ -151,8 +151,19 @@ class Engine:
         set_subreaper()
         await self.networking.run(self.networking.start)
         await self.containers.restore()
+        self._drop_stale_pins()
         await self.networking.run(
             self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
+
+    def _drop_stale_pins(self) -> None:
+        """A create cut short by a crash pinned its image for a container it never
+        recorded: without this, `rmi` would refuse for ever ("image is being used")."""
+        known = {c.id for c in self.containers.all()}
+        for row in self.images.db.query("SELECT image_id, holder FROM image_users"):
+            if row["holder"] not in known:
+                log.info("image %s: dropping the pin of unknown container %s",
+                         row["image_id"][7:19], row["holder"][:12])
+                self.images.unpin(row["image_id"], row["holder"])
 
     def close(self) -> None:
         self.health.close()
