@@ -28,6 +28,7 @@ from ..build.errors import BuildError
 from ..build.prune import parse_filters
 from ..build.pulling import RegistryAccess, wanted_platform
 from ..engine import InvalidParameter
+from ..errors import os_error_text
 from .server import engine_of, filters, flag, reply, route
 
 _CHUNK = 1 << 20
@@ -130,7 +131,8 @@ async def build(request: web.Request) -> web.StreamResponse:
         raise
     except Exception as exc:
         log.exception("build")
-        await emit({"errorDetail": {"message": str(exc)}, "error": str(exc)})
+        text = os_error_text(exc) if isinstance(exc, OSError) else str(exc)  # a full disk
+        await emit({"errorDetail": {"message": text}, "error": text})
     finally:
         if context is not None:
             await asyncio.to_thread(context.close)

@@ -714,15 +714,25 @@ class Containers:
             if c.state.status == "removing":
                 with suppress(EngineError):
                     await self.remove(c.id, force=True)
-            elif c.monitor.pid and monitor.alive(c.monitor):
+            elif c.state.running and c.monitor.pid and monitor.alive(c.monitor):
                 self._watch(c)
                 self._following(c, adopted=True)
+                if os.path.exists(os.path.join(self.runtime_of(c).root, c.id, "exec.fifo")):
+                    # sampand died between recording the start and the runtime's start:
+                    # finish it, or the container would look running and never run
+                    try:
+                        await self.runtime_of(c).start(c.id)
+                    except EngineError as exc:
+                        log.warning("finishing the start of %s: %s", c.id[:12], exc)
                 log.info("adopted running container %s", c.id[:12])
-            elif c.monitor.pid or c.state.running:
+            elif c.state.running:
                 await self._exited(c.id)  # a restart policy applies as to any exit
             else:
                 live.exited.set()
-                if c.mounted:
+                # A start cut short by a crash (not yet recorded as running) may leave a
+                # monitor and a created container blocked before its command: undo them.
+                if c.mounted or c.monitor.pid or os.path.isdir(
+                        os.path.join(self.runtime_of(c).root, c.id)):
                     await self._teardown(c)
                 if c.state.status == "restarting":
                     c.state.status = "exited"

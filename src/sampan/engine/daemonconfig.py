@@ -107,6 +107,7 @@ class DaemonConfig:
     default_ulimits: dict[str, UlimitEntry] = field(default_factory=dict,
                                                     metadata=_key("default-ulimits"))
     debug: bool = field(default=False, metadata=_key("debug"))
+    labels: list[str] = field(default_factory=list, metadata=_key("labels"))  # key=value
     group: str = field(default=DEFAULT_GROUP, metadata=_key("group"))
     cgroup_parent: str = field(default=DEFAULT_CGROUP_PARENT, metadata=_key("cgroup-parent"))
     tls: bool = field(default=False, metadata=_key("tls"))
@@ -157,7 +158,7 @@ class DaemonConfig:
             registry_mirrors=list(self.registry_mirrors), address_pools=self.address_pools(),
             bridge=self.bridge,
             container_defaults=self.container_defaults(), live_restore=self.live_restore,
-            debug=self.debug, userns_remap=self.userns_remap)
+            debug=self.debug, labels=list(self.labels), userns_remap=self.userns_remap)
 
 
 def load_seccomp_profile(value: str) -> str:
@@ -243,6 +244,9 @@ def validate(c: DaemonConfig) -> None:
             raise ConfigError(f"insecure-registries: invalid registry {entry!r}")
     for mirror in c.registry_mirrors:
         _check_mirror(mirror)
+    for label in c.labels:
+        if not label.partition("=")[0] or "=" not in label:
+            raise ConfigError(f"labels: invalid label {label!r}: want key=value")
     _check_log(c)
     for i, pool in enumerate(c.default_address_pools):
         _check_pool(pool, f"default-address-pools[{i}]")
