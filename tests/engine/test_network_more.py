@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -301,3 +302,30 @@ def test_rename_updates_names_at_once(web_daemon: Daemon) -> None:
     finally:
         d.docker("rm", "-f", old, new, client)
         d.docker("network", "rm", net)
+
+
+def test_iptables_where_nft_is_missing(tmp_path: Path) -> None:
+    """With no ``nft`` on its PATH (and no backend asked for), sampand uses iptables:
+    published ports work through its SAMPAN-* chains, which go when it stops."""
+    from tests.engine.spawn import spawned
+
+    bin_dir = tmp_path / "sbin"
+    bin_dir.mkdir()
+    for tool in os.listdir("/usr/sbin"):
+        if tool != "nft":
+            (bin_dir / tool).symlink_to(f"/usr/sbin/{tool}")
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"}
+    with spawned([]) as d:
+        d.firewall = "iptables"
+        d.start(env=env)
+        assert d.ok("info", "--format", "{{.FirewallBackend.Driver}}").strip() == "iptables"
+        d.ok("load", "-i", str(FIXTURES / "httpd.docker.tar"), timeout=120)
+        d.ok("run", "-d", "--name", "fallback", "-p", "127.0.0.1::80", httpd_image(d))
+        port = inspect(d, "fallback")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        assert PAGE in get(f"http://127.0.0.1:{port}/").text
+        assert f"SAMPAN-PUB-{d.bridge}" in firewall_rules(d)
+        assert subprocess.run(["nft", "list", "table", "ip", d.nft_table],
+                              capture_output=True).returncode != 0
+        d.ok("rm", "-f", "fallback")
+        d.stop()
+        assert firewall_rules(d) == ""

@@ -22,6 +22,7 @@ import os
 import shlex
 import subprocess
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -73,8 +74,9 @@ class Tables:
         if "nf_tables" not in self.version():
             return
         family = "ip6" if self.binary.startswith("ip6") else "ip"
-        subprocess.run(["nft", "delete", "table", family, table], capture_output=True,
-                       check=False)
+        with suppress(FileNotFoundError):  # no nft: the empty table stays
+            subprocess.run(["nft", "delete", "table", family, table], capture_output=True,
+                           check=False)
 
     def version(self) -> str:
         try:
