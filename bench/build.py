@@ -73,8 +73,10 @@ def _build(client: list[str], context: Path, *extra: str) -> Callable[[], None]:
                         str(context))
 
 
-def report(results: list[Result]) -> None:
-    lines = [f"Machine: {platform.node()}, {os.cpu_count()} CPUs.", "",
+def report(results: list[Result], load: tuple[float, float]) -> None:
+    lines = [f"Machine: {platform.node()}, {os.cpu_count()} CPUs; load average (1 min) "
+             f"{load[0]:.1f} before, {load[1]:.1f} after (other work on the machine skews "
+             "both contenders' times; compare the ratios).", "",
              "| case | contender | median (ms) | IQR (ms) | n | sampan / dockerd |",
              "|---|---|---|---|---|---|"]
     by_case: dict[str, list[Result]] = {}
@@ -100,6 +102,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("the build benchmark starts sampand and dockerd: run it as root", file=sys.stderr)
         return 1
+    load_before = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="sampan-bench-build-")
     try:
         context = make_context(Path(work), "multistage.Dockerfile")
@@ -114,7 +117,7 @@ def main() -> int:
                 "dockerd 20.10 classic": _build(theirs, context)}, args.reps, 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(results)
+    report(results, (load_before, os.getloadavg()[0]))
     return 0
 
 

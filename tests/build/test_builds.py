@@ -95,14 +95,16 @@ def test_docker_cli_builds_tags_and_runs(daemon: Daemon, context: Path) -> None:
 
 def test_docker_py_builds_with_logs_and_quiet(daemon: Daemon, docker_client: object,
                                               context: Path) -> None:
+    # docker-py's rm defaults to False (intermediate containers kept, as dockerd keeps them)
     image, logs = docker_client.images.build(  # type: ignore[attr-defined]
-        path=str(context), tag="dockerpy:built", buildargs={"V": "5"}, labels={"via": "py"})
+        path=str(context), tag="dockerpy:built", buildargs={"V": "5"}, labels={"via": "py"},
+        rm=True)
     streams = "".join(entry.get("stream", "") for entry in logs)
     assert "Step 1/22 : FROM ${BASE} AS base" in streams
     assert image.labels["via"] == "py"
     assert image.tags == ["dockerpy:built:latest"] or "dockerpy:built" in image.tags[0]
     api = docker_client.api  # type: ignore[attr-defined]
-    quiet = list(api.build(path=str(context), quiet=True, decode=True,
+    quiet = list(api.build(path=str(context), quiet=True, decode=True, rm=True,
                            buildargs={"V": "5"}, labels={"via": "py"}))
     lines = [entry["stream"] for entry in quiet if "stream" in entry]
     assert lines == [image.id + "\n"]
@@ -161,10 +163,12 @@ def test_no_cache(daemon: Daemon, context: Path) -> None:
 
 def test_a_failing_run_stops_with_its_code_and_leaves_nothing(daemon: Daemon,
                                                               tmp_path: Path) -> None:
+    """With --force-rm (without it the failed step's container stays, as in docker: see
+    test_side_by_side)."""
     (tmp_path / "Dockerfile").write_text(
         "FROM busybox\nRUN echo before > /f\nRUN echo output; exit 3\nRUN echo never\n")
     before = image_ids(daemon)
-    result = build(daemon, tmp_path, "-t", "fails")
+    result = build(daemon, tmp_path, "-t", "fails", "--force-rm")
     assert result.returncode == 3, (result.stdout, result.stderr)
     assert "output" in result.stdout and "never" not in result.stdout
     assert "The command '/bin/sh -c echo output; exit 3' returned a non-zero code: 3" in \

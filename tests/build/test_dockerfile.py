@@ -112,3 +112,29 @@ def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) 
         parse(path.read_text())
     assert caught.value.line == line
     assert f"line {line}" in str(caught.value) and words in str(caught.value)
+
+
+@pytest.mark.parametrize(("word", "escape", "expanded"), [
+    (r"C:\Windows\System32", "`", r"C:\Windows\System32"),
+    (r"C:\Windows\System32", "\\", "C:WindowsSystem32"),
+    ('"say `"hi`" now"', "`", 'say "hi" now'),
+    ('"say \\"hi\\" now"', "\\", 'say "hi" now'),
+    ("`$HOME", "`", "$HOME"),
+    ("\\$HOME", "`", "\\/root"),
+    ('"$W\\bin"', "`", "C:\\x\\bin"),
+    ("'a\\b`c'", "`", "a\\b`c"),
+    ('"x``y"', "`", "x`y"),
+    ("${UNSET:-C:\\d}", "`", "C:\\d"),
+])
+def test_the_word_lexer_uses_the_escape_character(word: str, escape: str,
+                                                  expanded: str) -> None:
+    from sampan.images.instructions import expand_word
+
+    assert expand_word(word, {"HOME": "/root", "W": "C:\\x"}, escape) == expanded
+
+
+def test_split_words_keeps_quotes_and_the_chosen_escape() -> None:
+    from sampan.images.instructions import split_words
+
+    assert split_words('A="x `" y" B=c\\ d', "`") == ['A="x `" y"', "B=c\\", "d"]
+    assert split_words('A="x \\" y" B=c\\ d') == ['A="x \\" y"', "B=c\\ d"]

@@ -6,11 +6,12 @@ filesystems match (paths, types, modes, owners, contents, link targets)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,19 @@ from .contexts import make_context
 _SOURCE_HASH = re.compile(r"(file|dir|multi):[0-9a-f]{64}")
 
 
+def _peer_env() -> dict[str, str]:
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    env.pop("DOCKER_HOST", None)
+    return env
+
+
 class Peer:
     def __init__(self, client: list[str]) -> None:
         self.client = client
 
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
-        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-        env.pop("DOCKER_HOST", None)
         result = subprocess.run([*self.client, *args], capture_output=True, timeout=timeout,
-                                env=env)
+                                env=_peer_env())
         assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
         return result
 
@@ -108,3 +113,54 @@ def test_onbuild_triggers(daemon: Daemon, peer: Peer, tmp_path: Path) -> None:
     mine, theirs = both(daemon, peer, child, "side:onbuild-child")
     compare(mine, theirs)
     assert mine[0]["config"]["OnBuild"] is None
+
+
+def test_a_windows_style_escape_dockerfile(daemon: Daemon, peer: Peer, tmp_path: Path) -> None:
+    """The escape directive set to a backtick: continuations, quotes, ``$`` and JSON
+    arguments all take the backtick; backslashes are plain characters, as in Windows
+    paths."""
+    context = make_context(tmp_path, "windows-escape.Dockerfile")
+    mine, theirs = both(daemon, peer, context, "side:escape")
+    compare(mine, theirs)
+    config, tree = mine
+    env = dict(e.split("=", 1) for e in config["config"]["Env"])
+    assert env["WINPATH"] == "C:\\Windows\\System32"
+    assert env["QUOTED"] == 'say "hi" now' and env["LITERAL"] == "$HOME"
+    assert env["BOTH"] == "C:\\Program Files\\app\\bin" and env["SINGLE"] == "a\\b`c"
+    assert config["config"]["Labels"]["tick"] == "x`y"
+    out = (b"C:\\Windows\\System32|say \"hi\" now|$HOME|C:\\Program Files\\app\\bin|a\\b`c|"
+           b"C:\\legacy\\path|")
+    assert tree["/out.txt"][4] == hashlib.sha256(out).hexdigest()
+    assert "/app\\sub/C:\\json.txt" in tree
+
+
+def test_rm_false_and_force_rm_keep_and_remove_containers(daemon: Daemon, peer: Peer,
+                                                          tmp_path: Path) -> None:
+    """--rm=false keeps every RUN step's container; by default the container of a failed
+    step stays; --force-rm removes it too. Both engines leave the same containers."""
+    works, fails = tmp_path / "works", tmp_path / "fails"
+    for where, last in ((works, "echo two > /two"), (fails, "echo two; exit 4")):
+        where.mkdir()
+        (where / "Dockerfile").write_text(f"FROM busybox\nRUN echo one > /one\nRUN {last}\n")
+    engines: dict[str, Callable[..., subprocess.CompletedProcess[bytes]]] = {
+        "sampand": lambda *a: subprocess.run(["docker", *a], capture_output=True, timeout=300,
+                                             env={**daemon.env, "DOCKER_BUILDKIT": "0"}),
+        "dockerd": lambda *a: subprocess.run([*peer.client, *a], capture_output=True,
+                                             timeout=300, env=_peer_env())}
+    seen: dict[str, list[tuple[str, ...]]] = {}
+    for name, docker in engines.items():
+        kept: list[tuple[str, ...]] = []
+        for context, flags, code in ((works, ["--rm=false"], 0), (fails, [], 4),
+                                     (fails, ["--force-rm"], 4)):
+            before = set(docker("ps", "-aq", "--no-trunc").stdout.split())
+            result = docker("build", "--no-cache", *flags, str(context))
+            assert result.returncode == code, (name, result.stdout, result.stderr)
+            new = set(docker("ps", "-aq", "--no-trunc").stdout.split()) - before
+            states = docker("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                            *new).stdout.decode().split("\n")[:len(new)] if new else []
+            kept.append(tuple(sorted(states)))
+            if new:
+                assert docker("rm", *new).returncode == 0
+        seen[name] = kept
+    assert seen["sampand"] == seen["dockerd"]
+    assert seen["sampand"] == [("exited 0", "exited 0"), ("exited 4",), ()]

@@ -5,6 +5,8 @@ committed image pushed and found again with `docker search` (GET /images/search)
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from ..registry.conftest import Registry, _start, _stop
-from .conftest import Daemon
+from .conftest import Daemon, until
 
 
 @pytest.fixture(scope="module")
@@ -130,5 +132,59 @@ def test_commit_push_and_search(daemon: Daemon, registry: Registry) -> None:
                            {"term": "x", "filters": '{"stars": ["many"]}'}, {}):
                 assert http.get("/v1.45/images/search", params=params).status_code == 400
         daemon.ok("rmi", f"{repo}:1")
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def _events(daemon: Daemon, name: str, since: str) -> list[str]:
+    out = daemon.ok("events", "--since", since, "--until", str(int(time.time()) + 1),
+                    "--filter", f"container={name}", "--format", "{{.Action}}")
+    return [a for a in out.split() if a in ("pause", "unpause", "commit")]
+
+
+def test_commit_pauses(daemon: Daemon) -> None:
+    """POST /commit?pause=true (docker commit's default) freezes the container while its
+    layer is read, then thaws it; --pause=false leaves it running; a paused one stays
+    paused."""
+    name = _name()
+    daemon.ok("run", "-d", "--name", name, "busybox", "sh", "-c",
+              "head -c 10000000 /dev/zero > /big; while true; do date >> /log; "
+              "sleep 0.01; done")
+    try:
+        until(lambda: "/log" in daemon.ok("diff", name))
+        since = str(int(time.time()) - 1)
+        seen: set[str] = set()
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                seen.add(daemon.ok("inspect", "-f", "{{.State.Status}}", name).strip())
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            image = daemon.ok("commit", name, timeout=120).strip()
+        finally:
+            stop.set()
+            watcher.join()
+        assert "paused" in seen, seen  # frozen while the layer was read
+        assert daemon.ok("inspect", "-f", "{{.State.Status}}", name).strip() == "running"
+        assert _events(daemon, name, since) == ["pause", "commit", "unpause"]
+        daemon.ok("rmi", image)
+
+        time.sleep(1.1)  # --since counts whole seconds
+        since = str(int(time.time()))
+        image = daemon.ok("commit", "--pause=false", name, timeout=120).strip()
+        assert _events(daemon, name, since) == ["commit"]
+        daemon.ok("rmi", image)
+
+        daemon.ok("pause", name)
+        time.sleep(1.1)
+        since = str(int(time.time()))
+        image = daemon.ok("commit", name, timeout=120).strip()
+        assert daemon.ok("inspect", "-f", "{{.State.Status}}", name).strip() == "paused"
+        assert _events(daemon, name, since) == ["commit"]
+        daemon.ok("rmi", image)
     finally:
         daemon.docker("rm", "-f", name)

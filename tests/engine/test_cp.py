@@ -294,3 +294,42 @@ def test_cp_through_a_named_volume(daemon: Daemon, tmp_path: Path) -> None:
     finally:
         daemon.ok("rm", "-f", name)
         daemon.docker("volume", "rm", volume)
+
+
+def test_cp_with_volumes_of_a_created_container(daemon: Daemon, tmp_path: Path) -> None:
+    """A container never started has no mount points in its filesystem yet: as dockerd,
+    the archive endpoints make them and mount its named volumes and binds there, so `cp`
+    reads and writes the volumes' contents, not the container's layer."""
+    name, volume = _name(), "cpvol-" + uuid.uuid4().hex[:8]
+    host_dir, host_file = tmp_path / "hostdir", tmp_path / "bound.conf"
+    host_dir.mkdir()
+    host_file.write_text("bound file\n")
+    daemon.ok("run", "--rm", "-v", f"{volume}:/x", "busybox", "sh", "-c",
+              "echo already > /x/pre")
+    daemon.ok("create", "--name", name, "-v", f"{volume}:/new/vol", "-v",
+              f"{host_dir}:/new/bind", "-v", f"{host_file}:/etc/bound.conf:ro", "busybox",
+              "sh", "-c", "cat /new/vol/pre /new/vol/in /new/bind/in /etc/bound.conf")
+    try:
+        daemon.ok("cp", f"{name}:/new/vol/pre", str(tmp_path / "pre"))
+        assert (tmp_path / "pre").read_text() == "already\n"
+        (tmp_path / "in").write_text("copied in\n")
+        daemon.ok("cp", str(tmp_path / "in"), f"{name}:/new/vol/in")
+        daemon.ok("cp", str(tmp_path / "in"), f"{name}:/new/bind/")
+        assert (host_dir / "in").read_text() == "copied in\n"
+        out = daemon.ok("run", "--rm", "-v", f"{volume}:/x", "busybox", "cat", "/x/in")
+        assert out == "copied in\n"
+        daemon.ok("cp", f"{name}:/etc/bound.conf", str(tmp_path / "back.conf"))
+        assert (tmp_path / "back.conf").read_text() == "bound file\n"
+        status, info = _stat(daemon, name, "/new/vol/in")
+        assert status == 200 and info["size"] == len("copied in\n")
+        # the mount points stay in its layer, as dockerd leaves them; the files do not
+        changes = daemon.ok("diff", name).split("\n")
+        assert "A /new/vol" in changes and "A /new/vol/in" not in changes
+        assert daemon.ok("start", "-a", name) == \
+            "already\ncopied in\ncopied in\nbound file\n"
+        cid = daemon.ok("inspect", "-f", "{{.Id}}", name).strip()
+        with open("/proc/self/mountinfo") as f:
+            assert f"{cid}/rootfs/new" not in f.read()
+    finally:
+        daemon.ok("rm", "-f", name)
+        daemon.docker("volume", "rm", volume)

@@ -21,7 +21,7 @@ import pytest
 from sampan.engine.daemonconfig import ConfigError, load_file, merge
 from sampan.network.ipam import Pool
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, Daemon
 from .spawn import run_sampand, spawned
 
 RUNC = shutil.which("runc")
@@ -76,7 +76,7 @@ def refused(tmp: Path, config: dict[str, Any] | str | None, *flags: str) -> str:
     ({"cgroup-parent": "relative"}, "cgroup-parent: 'relative' must be an absolute path"),
     ({"seccomp-profile": "/no/such/profile.json"}, "seccomp-profile: /no/such/profile.json"),
     ({"userns-remap": "no-such-user"}, "userns-remap: no such user 'no-such-user'"),
-    ({"userns-remap": "default"}, "userns-remap: user namespace remapping is not supported yet"),
+    ({"userns-remap": "root"}, "userns-remap: no subordinate uid ranges found for user 'root'"),
     ("{not json", "invalid JSON"),
     ("[1, 2]", "must hold a JSON object"),
 ])
@@ -197,22 +197,28 @@ def test_group_flag_owns_the_socket(tmp: Path) -> None:
         assert d.proc.poll() is None and d.http().get("/_ping").text == "OK"
 
 
+def _stopped_with_sampand(d: Daemon) -> str:
+    """A container run, then sampand stopped: the container must be gone with it."""
+    d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+    cid = d.ok("run", "-d", "busybox", "sleep", "600").strip()
+    pid = int(d.ok("inspect", "--format", "{{.State.Pid}}", cid))
+    assert os.path.exists(f"/proc/{pid}")
+    assert d.proc is not None
+    d.proc.terminate()
+    d.proc.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}")
+    return cid
+
+
 def test_live_restore_off_stops_containers(tmp: Path) -> None:
     with spawned(["--live-restore=false"]) as d:
         d.start()
         info = json.loads(d.ok("info", "--format", "{{json .}}"))
         assert info["LiveRestoreEnabled"] is False
-        d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
-        cid = d.ok("run", "-d", "busybox", "sleep", "600").strip()
-        pid = int(d.ok("inspect", "--format", "{{.State.Pid}}", cid))
-        assert os.path.exists(f"/proc/{pid}")
-        assert d.proc is not None
-        d.proc.terminate()
-        d.proc.wait(timeout=60)
-        deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not os.path.exists(f"/proc/{pid}")
+        cid = _stopped_with_sampand(d)
         d.start()
         state = json.loads(d.ok("inspect", "--format", "{{json .State}}", cid))
         assert state["Status"] == "exited"
@@ -257,3 +263,77 @@ def test_registry_mirrors(tmp_path_factory: pytest.TempPathFactory) -> None:
             assert missing.returncode != 0
     finally:
         _stop(run, mirror)
+
+
+def test_sighup_reloads(tmp: Path) -> None:
+    """SIGHUP reads daemon.json again as dockerd does: the reloadable keys applied (docker
+    info shows them; live-restore false then stops the containers with sampand), a
+    `daemon reload` event with dockerd's attributes, a key the file drops kept, and a file
+    that does not pass logged and ignored."""
+    with spawned([], layout=False) as d:
+        path = Path(d.base) / "daemon.json"
+        base = {"hosts": [d.host], "data-root": d.data_root, "exec-root": d.exec_root,
+                "cgroup-parent": d.cgroup_parent, "bridge": d.bridge}
+        path.write_text(json.dumps({**base, "labels": ["a=1"]}))
+        d.args = ["--config-file", str(path)]
+        d.start()
+        assert d.proc is not None
+        info = json.loads(d.ok("info", "--format", "{{json .}}"))
+        assert info["Labels"] == ["a=1"] and info["Debug"] is False and info["ID"]
+        since = str(time.time())
+
+        def hup(config: dict[str, Any] | str) -> None:
+            path.write_text(config if isinstance(config, str) else json.dumps(config))
+            assert d.proc is not None
+            d.proc.send_signal(signal.SIGHUP)
+
+        def reloads() -> list[dict[str, Any]]:
+            out = d.ok("events", "--since", since, "--until", str(time.time()),
+                       "--filter", "type=daemon", "--format", "{{json .}}")
+            return [json.loads(line) for line in out.splitlines()]
+
+        hup({**base, "debug": True, "labels": ["a=2", "b=3"],
+             "registry-mirrors": ["https://mirror.invalid"],
+             "insecure-registries": ["myregistry.invalid:5000"], "live-restore": False,
+             "runtimes": {"myrunc": {"path": RUNC}}})
+        deadline = time.monotonic() + 10
+        while not reloads() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [event] = reloads()
+        assert event["Type"] == "daemon" and event["Action"] == "reload"
+        assert event["Actor"]["ID"] == info["ID"]
+        attrs = event["Actor"]["Attributes"]
+        assert attrs["debug"] == "true" and attrs["labels"] == '["a=2","b=3"]'
+        assert attrs["registry-mirrors"] == '["https://mirror.invalid"]'
+        assert attrs["insecure-registries"] == '["myregistry.invalid:5000"]'
+        assert attrs["live-restore"] == "false" and f"myrunc:{RUNC}" in attrs["runtimes"]
+        info = json.loads(d.ok("info", "--format", "{{json .}}"))
+        assert info["Labels"] == ["a=2", "b=3"] and info["Debug"] is True
+        assert info["RegistryConfig"]["Mirrors"] == ["https://mirror.invalid"]
+        assert info["LiveRestoreEnabled"] is False and "myrunc" in info["Runtimes"]
+        text = d.ok("info")
+        assert " Labels:\n  a=2\n  b=3\n" in text and " Debug Mode: true\n" in text
+        assert " Registry Mirrors:\n  https://mirror.invalid\n" in text
+
+        # labels no longer in the file: kept (dockerd applies only the keys set)
+        hup({**base, "debug": True, "live-restore": False})
+        deadline = time.monotonic() + 10
+        while len(reloads()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(reloads()) == 2
+        assert json.loads(d.ok("info", "--format", "{{json .Labels}}")) == ["a=2", "b=3"]
+
+        # a file that does not pass: logged, the configuration kept, no event
+        for i, bad in enumerate(("{not json", json.dumps({**base, "debug": False, "no-such": 1}),
+                                 json.dumps({**base, "labels": ["nolabel"]}))):
+            hup(bad)
+            deadline = time.monotonic() + 10
+            while d.log_text().count("Error reconfiguring the daemon") <= i and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
+        time.sleep(0.5)
+        assert d.log_text().count("Error reconfiguring the daemon") == 3, d.log_text()
+        assert d.proc.poll() is None and len(reloads()) == 2
+        assert json.loads(d.ok("info", "--format", "{{json .Debug}}")) is True
+
+        _stopped_with_sampand(d)  # the reloaded live-restore false

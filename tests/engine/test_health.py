@@ -152,3 +152,49 @@ def test_image_healthcheck_is_honoured(daemon: Daemon, tmp_path: Any) -> None:
     finally:
         daemon.ok("rm", "-f", name, off)
         daemon.ok("rmi", tag)
+
+
+def _events(daemon: Daemon, name: str, since: str) -> list[dict[str, Any]]:
+    out = daemon.ok("events", "--since", since, "--until", str(time.time()), "--filter",
+                    f"container={name}", "--format", "{{json .}}")
+    return [json.loads(line) for line in out.splitlines()
+            if json.loads(line)["Action"] not in ("create", "start", "die", "kill", "stop",
+                                                   "destroy")]
+
+
+def test_probes_are_exec_events(daemon: Daemon, docker_client: Any) -> None:
+    """Each probe shows in the events as dockerd's: exec_create: <cmd>, exec_start: <cmd>,
+    exec_die with its execID and exitCode, and health_status on a change."""
+    good, bad = unique("he"), unique("he")
+    since = str(time.time())
+    api = docker_client.api  # type: ignore[attr-defined]
+    good_id = api.create_container(
+        "busybox", ["sleep", "600"], name=good,
+        healthcheck={"Test": ["CMD", "true"], "Interval": 300_000_000})["Id"]
+    api.start(good_id)
+    daemon.ok("run", "-d", "--name", bad, "--health-cmd", "exit 3", "--health-interval",
+              "200ms", "--health-retries", "2", "busybox", "sleep", "600")
+    try:
+        until(lambda: _health(daemon, good)["Status"] == "healthy"
+              and _health(daemon, bad)["Status"] == "unhealthy")
+        time.sleep(0.5)
+        seen = _events(daemon, good, since)
+        actions = [e["Action"] for e in seen]
+        assert actions[:4] == ["exec_create: true ", "exec_start: true ", "exec_die",
+                               "health_status: healthy"], actions
+        assert actions.count("health_status: healthy") == 1
+        create, start, die = seen[:3]
+        ident = create["Actor"]["Attributes"]["execID"]
+        assert len(ident) == 64 and start["Actor"]["Attributes"]["execID"] == ident
+        assert die["Actor"]["Attributes"]["execID"] == ident
+        assert die["Actor"]["Attributes"]["exitCode"] == "0"
+        assert die["Actor"]["Attributes"]["name"] == good
+        assert seen[0]["Type"] == "container" and seen[0]["Actor"]["ID"] == good_id
+        actions = [e["Action"] for e in _events(daemon, bad, since)]
+        assert actions[:3] == ["exec_create: /bin/sh -c exit 3",
+                               "exec_start: /bin/sh -c exit 3", "exec_die"]
+        assert actions.index("health_status: unhealthy") == 6  # after the second probe
+        dies = [e for e in _events(daemon, bad, since) if e["Action"] == "exec_die"]
+        assert {e["Actor"]["Attributes"]["exitCode"] for e in dies} == {"3"}
+    finally:
+        daemon.ok("rm", "-f", good, bad)

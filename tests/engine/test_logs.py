@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -43,9 +44,9 @@ def test_sizes_and_options() -> None:
     options = parse_log_config({"Type": "json-file", "Config": {"max-size": "1k",
                                                                 "max-file": "3"}})
     assert options == LogOptions("json-file", 1000, 3)
-    assert options.journal_limit == 1024 * 1024
-    big = parse_log_config({"Config": {"max-size": "10m", "max-file": "3"}})
-    assert big.journal_limit == 30_000_000
+    assert options.journal_limit == 256 * 1024 * 1024  # a guard for the disk, no less
+    big = parse_log_config({"Config": {"max-size": "100m", "max-file": "3"}})
+    assert big.journal_limit == 8 * 300_000_000
     for bad in ({"Type": "syslog"}, {"Config": {"max-size": "-1"}},
                 {"Config": {"max-file": "0"}}, {"Config": {"bogus": "1"}}):
         with pytest.raises(InvalidParameter):
@@ -79,11 +80,45 @@ def test_compressed_rotation(tmp_path: os.PathLike[str]) -> None:
     writer = JsonFileWriter(path, options)
     for i in range(60):
         writer.write([LogEntry("2024-01-01T00:00:00.000000001Z", "stderr", b"%d\n" % i)])
+    writer.wait()
     assert sorted(os.listdir(tmp_path)) == ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]
     with gzip.open(path + ".1.gz") as f:
         assert json.loads(f.readline())["stream"] == "stderr"
     kept = [int(e.data) for e in JsonTail(path).read()]
     assert kept[-1] == 59 and kept == list(range(kept[0], 60))
+
+
+def _read_all(path: str) -> list[bytes]:
+    tail = JsonTail(path)
+    out: list[bytes] = []
+    while batch := tail.read():
+        out.extend(e.data for e in batch)
+    tail.close()
+    return out
+
+
+def test_compression_off_the_writer(tmp_path: os.PathLike[str]) -> None:
+    """A compressed rotation does not wait for gzip (the writes run on sampand's event
+    loop): the file is ``.1`` at once and ``.1.gz`` when the thread is done; readers see
+    every entry once meanwhile."""
+    path = os.path.join(tmp_path, "z-json.log")
+    writer = JsonFileWriter(path, parse_log_config(
+        {"Config": {"max-size": "8m", "max-file": "3", "compress": "true"}}))
+    noise = base64.b64encode(os.urandom(6 * 1024 * 1024))  # gzip has work to do
+    lines = [noise[i:i + 4000] + b"\n" for i in range(0, len(noise), 4000)]
+    stamp = "2024-01-01T00:00:00.000000001Z"
+    writer.write([LogEntry(stamp, "stdout", line) for line in lines])
+    started = time.monotonic()
+    writer.write([LogEntry(stamp, "stdout", b"after the rotation\n")])
+    took = time.monotonic() - started
+    assert os.path.exists(path + ".1") and not os.path.exists(path + ".1.gz")
+    assert took < 0.2, took
+    seen = _read_all(path)  # .1 while it is being compressed
+    writer.wait()
+    assert not os.path.exists(path + ".1") and os.path.exists(path + ".1.gz")
+    after = _read_all(path)
+    assert seen[-1] == after[-1] == b"after the rotation\n"
+    assert len(after) == len(lines) + 1 and after[:-1] == lines
 
 
 def _journal(directory: str, first: int, count: int, width: int) -> None:
@@ -244,6 +279,59 @@ def test_follow_across_rotations(daemon: Daemon) -> None:
                                 timeout=60, env=daemon.env)
         got = _numbers(follow.stdout)
         assert got == list(range(1, 301))  # every line, in order, though files rotated
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def test_shipped_journal_is_punched(tmp_path: os.PathLike[str]) -> None:
+    """What the shipper has shipped takes no disk in the journal (conmon's offsets and
+    appends unaffected), so its bound only matters while sampand is down."""
+    directory = str(tmp_path)
+    _journal(directory, 0, 30000, 100)
+    journal = os.path.join(directory, JOURNAL)
+    before = os.stat(journal)
+    shipper = Shipper(directory, os.path.join(directory, "p-json.log"), LogOptions())
+    assert shipper.ship() == 30000
+    _journal(directory, 30000, 10, 100)  # conmon appends on at its offset
+    assert shipper.ship() == 10
+    after = os.stat(journal)
+    assert after.st_size > before.st_size  # same file, same offsets
+    assert after.st_blocks * 512 < before.st_blocks * 512 // 2  # the shipped part freed
+    shipper.close()
+    numbers = [int(e.data.split()[0]) for e in Snapshot(os.path.join(
+        directory, "p-json.log")).batches().__next__()]
+    assert numbers[:3] == [0, 1, 2]
+
+
+def test_logs_written_while_down_beyond_the_json_file_size(daemon: Daemon) -> None:
+    """A container that logs more than max-size x max-file while sampand is down: the
+    json-file set still gets the newest of it, as if sampand had been there (conmon used
+    to replace its journal at about 1 MB here, leaving only what followed)."""
+    name = unique("l")
+    daemon.ok("run", "-d", "--name", name, "--log-opt", "max-size=100k", "--log-opt",
+              "max-file=3", "busybox", "sh", "-c",
+              "echo started; while [ ! -e /go ]; do sleep 0.1; done; i=1; "
+              "while [ $i -le 7200 ]; do echo \"$i $(printf '%0100d' 0)\"; i=$((i+1)); "
+              "done; sleep 600")
+    try:
+        until(lambda: "started" in daemon.ok("logs", name))
+        pid = int(daemon.ok("inspect", "-f", "{{.State.Pid}}", name))
+        log_path = daemon.ok("inspect", "-f", "{{.LogPath}}", name).strip()
+        daemon.stop(signal.SIGKILL)
+        with open(f"/proc/{pid}/root/go", "w"):
+            pass  # the container logs 1.1 MB (journal) now, sampand away
+        time.sleep(3.0)
+        daemon.start()
+
+        def lines() -> list[int]:
+            out = daemon.ok("logs", name).splitlines()
+            return [int(line.split()[0]) for line in out if line.split()[0].isdigit()]
+
+        until(lambda: lines()[-1:] == [7200], timeout=60)
+        numbers = lines()
+        assert numbers == list(range(numbers[0], 7201))  # the newest, without a gap
+        kept = sum(os.path.getsize(p) for p in logs.log_files(log_path))
+        assert kept >= 200_000, kept  # two full rotated files at least
     finally:
         daemon.ok("rm", "-f", name)
 

@@ -3,13 +3,16 @@
 The body is the build context as a tar; the answer is a JSON stream: ``{"stream": ...}``
 lines as the classic builder prints them, ``{"aux": {"ID": ...}}`` for the result and
 ``{"errorDetail": {"code": ..., "message": ...}, "error": ...}`` when the build fails (the
-docker CLI exits with that code). Intermediate containers are always removed: ``rm`` and
-``forcerm`` are accepted and have nothing left to do.
+docker CLI exits with that code). ``rm`` (default true) removes a RUN step's container once
+the step worked, ``forcerm`` also when it failed; otherwise containers are kept, as dockerd
+keeps them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import os
@@ -22,8 +25,11 @@ from ..build.builder import Builder, BuildOptions
 from ..build.cache import BuildCache
 from ..build.context import open_context
 from ..build.errors import BuildError
+from ..build.prune import parse_filters
+from ..build.pulling import RegistryAccess, wanted_platform
 from ..engine import InvalidParameter
-from .server import engine_of, flag, reply, route
+from ..errors import os_error_text
+from .server import engine_of, filters, flag, reply, route
 
 _CHUNK = 1 << 20
 CACHE_KEY = web.AppKey("build_cache", BuildCache)
@@ -43,6 +49,34 @@ def _json_param(request: web.Request, name: str) -> dict[str, Any]:
     return value
 
 
+def _registry(request: web.Request) -> RegistryAccess:
+    """The daemon's registry settings and X-Registry-Config: base64url JSON of
+    {registry: {username, password, identitytoken}} (an unreadable one is ignored, as by
+    dockerd)."""
+    from .. import registry
+
+    engine = engine_of(request)
+    options = registry.RegistryOptions(
+        insecure_registries=tuple(engine.options.insecure_registries),
+        mirrors=tuple(engine.options.registry_mirrors))
+    auths: dict[str, registry.Credentials] = {}
+    header = request.headers.get("X-Registry-Config")
+    if header:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        except (binascii.Error, ValueError):
+            data = {}
+        for host, entry in (data.items() if isinstance(data, dict) else []):
+            if isinstance(entry, dict):
+                creds = registry.Credentials(
+                    username=str(entry.get("username") or ""),
+                    password=str(entry.get("password") or ""),
+                    identity_token=str(entry.get("identitytoken") or ""))
+                if creds:
+                    auths[str(host)] = creds
+    return RegistryAccess(options=options, auths=auths)
+
+
 def _options(request: web.Request) -> BuildOptions:
     query = request.query
     if query.get("version") == "2":
@@ -50,6 +84,11 @@ def _options(request: web.Request) -> BuildOptions:
                                "DOCKER_BUILDKIT=0 (the classic builder)")
     if query.get("remote"):
         raise InvalidParameter("remote: sampand builds from the request body only")
+    platform = query.get("platform") or None
+    try:
+        wanted_platform(platform)
+    except BuildError as exc:
+        raise InvalidParameter(str(exc)) from None
     args = _json_param(request, "buildargs")
     labels = _json_param(request, "labels")
     return BuildOptions(
@@ -57,7 +96,9 @@ def _options(request: web.Request) -> BuildOptions:
         build_args={str(k): (None if v is None else str(v)) for k, v in args.items()},
         labels={str(k): str(v) for k, v in labels.items()}, target=query.get("target", ""),
         no_cache=flag(request, "nocache"), pull=flag(request, "pull"), quiet=flag(request, "q"),
-        network_mode=query.get("networkmode", ""), platform=query.get("platform") or None)
+        network_mode=query.get("networkmode", ""), platform=platform,
+        remove=flag(request, "rm") if query.get("rm") else True,
+        force_remove=flag(request, "forcerm"), registry=_registry(request))
 
 
 def _cache(request: web.Request) -> BuildCache:
@@ -90,7 +131,8 @@ async def build(request: web.Request) -> web.StreamResponse:
         raise
     except Exception as exc:
         log.exception("build")
-        await emit({"errorDetail": {"message": str(exc)}, "error": str(exc)})
+        text = os_error_text(exc) if isinstance(exc, OSError) else str(exc)  # a full disk
+        await emit({"errorDetail": {"message": text}, "error": text})
     finally:
         if context is not None:
             await asyncio.to_thread(context.close)
@@ -99,7 +141,23 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 
 async def prune(request: web.Request) -> web.Response:
-    result = await asyncio.to_thread(_cache(request).prune)
+    """``all``, ``filters`` (see build.prune) and ``keep-storage`` (``reserved-space`` from
+    API 1.48 on): the cache is pruned, least recently used first, down to that many bytes."""
+    keep = 0
+    for name in ("keep-storage", "reserved-space"):
+        text = request.query.get(name)
+        if text:
+            try:
+                keep = max(keep, int(text))
+            except ValueError:
+                raise InvalidParameter(f"{name} is in bytes and expects an integer, got "
+                                       f"{text}") from None
+    wanted = filters(request)
+    try:
+        select = parse_filters(wanted)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc)) from None
+    result = await asyncio.to_thread(_cache(request).prune, select if wanted else None, keep)
     return reply({"CachesDeleted": result.removed or None, "SpaceReclaimed": result.reclaimed})
 
 

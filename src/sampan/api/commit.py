@@ -7,9 +7,9 @@ import asyncio
 from aiohttp import web
 
 from ..engine import InvalidParameter
-from ..engine.commit import CommitRequest, commit
+from ..engine.commit import CommitRequest, commit, frozen
 from ..images import ImageError, InvalidReference
-from .server import engine_of, json_body, reply, route
+from .server import engine_of, flag, json_body, reply, route
 
 
 async def post(request: web.Request) -> web.Response:
@@ -26,10 +26,11 @@ async def post(request: web.Request) -> web.Response:
                         comment=query.get("comment", ""), author=query.get("author", ""),
                         changes=query.getall("changes", []), config=body or None)
     try:
-        image = await asyncio.to_thread(commit, engine.images, c, job)
+        async with frozen(engine.containers, c, flag(request, "pause", default=True)):
+            image = await asyncio.to_thread(commit, engine.images, c, job)
+            engine.containers.on_change("commit", c)  # before the unpause, as dockerd
     except (ImageError, InvalidReference) as exc:
         raise InvalidParameter(str(exc)) from None
-    engine.containers.on_change("commit", c)
     if job.reference:
         engine.image_event("tag", job.reference)
     return reply({"Id": image.id}, status=201)

@@ -15,6 +15,7 @@ from aiohttp import web
 from .. import images as imagelib
 from .. import registry
 from ..engine import Conflict, EngineError, InvalidParameter, NotFound
+from ..errors import os_error_text
 from ..images import ImageConflict, ImageError, ImageNotFound, InvalidReference
 from ..images.rootfs import import_image
 from .server import engine_of, filters, flag, reply, route
@@ -201,12 +202,16 @@ async def _stream(request: web.Request, action: str, reference: str,
     try:
         await task
         engine_of(request).image_event(action, reference)
-    except (registry.RegistryError, ImageError, InvalidReference) as exc:
+    except (registry.RegistryError, ImageError, InvalidReference, OSError) as exc:
         if response is None:
+            if isinstance(exc, OSError):
+                raise
             if isinstance(exc, registry.RegistryError):
                 raise _registry_error(exc) from None
             raise _image_error(exc) from None
-        text = str(exc)
+        # a full data root (ENOSPC) ends the stream with docker's error message, not a
+        # broken response
+        text = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
         held.append({"errorDetail": {"message": text}, "error": text})
     if response is None:
         response = await _start_stream(request)

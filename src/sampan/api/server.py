@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine import Engine, InvalidParameter, NotModified
-from ..errors import StatusError
+from ..errors import StatusError, os_error_text
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
@@ -78,6 +78,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(405, "method not allowed")
     except web.HTTPException:
         raise
+    except OSError as exc:  # a full disk: "<path>: no space left on device", as dockerd
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error(500, os_error_text(exc))
     except Exception as exc:
         log.exception("%s %s", request.method, request.path)
         return error(500, str(exc) or type(exc).__name__)
@@ -101,7 +104,7 @@ async def json_body(request: web.Request) -> Any:
         return None
     try:
         return json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidParameter(f"invalid JSON: {exc}") from None
 
 
@@ -120,7 +123,7 @@ def filters(request: web.Request) -> dict[str, list[str]]:
         return {}
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidParameter(f"invalid filter: {text}") from None
     if not isinstance(raw, dict):
         raise InvalidParameter(f"invalid filter: {text}")
@@ -139,6 +142,7 @@ def make_app(engine: Engine) -> web.Application:
     from . import (
         archive,
         build,
+        check,
         commit,
         containers,
         df,
@@ -165,4 +169,5 @@ def make_app(engine: Engine) -> web.Application:
     networks.register(app)
     volumes.register(app)
     build.register(app)
+    check.register(app)
     return app

@@ -12,6 +12,7 @@ from aiohttp import web
 from .. import __version__
 from ..engine import EngineOptions
 from ..engine.record import rfc3339
+from ..engine.reload import engine_id
 from ..oci.image import host_platform
 from .server import API_VERSION, MIN_API_VERSION, engine_of, reply, route
 
@@ -66,8 +67,8 @@ async def info(request: web.Request) -> web.Response:
     running = sum(1 for c in containers if c.state.running) - paused
     options = engine.options
     body: dict[str, Any] = {
-        "ID": "", "Containers": len(containers), "ContainersRunning": running,
-        "ContainersPaused": paused,
+        "ID": engine_id(options.data_root), "Containers": len(containers),
+        "ContainersRunning": running, "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running - paused,
         "Images": len(engine.images.db.images()), "Driver": engine.images.snapshots.name,
         "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {
@@ -90,7 +91,8 @@ async def info(request: web.Request) -> web.Response:
                            "InsecureRegistries": options.insecure_registries},
         "NCPU": os.cpu_count() or 1, "MemTotal": _meminfo(), "GenericResources": None,
         "DockerRootDir": engine.options.data_root, "HttpProxy": "", "HttpsProxy": "",
-        "NoProxy": "", "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
+        "NoProxy": "", "Name": socket.gethostname(), "Labels": list(options.labels),
+        "ExperimentalBuild": False,
         "ServerVersion": __version__,
         "Runtimes": engine.runtimes.info(), "DefaultRuntime": options.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
@@ -117,6 +119,8 @@ def _security_options(options: EngineOptions) -> list[str]:
         out.append("name=no-new-privileges")
     if _cgroup_version() == "2":
         out.append("name=cgroupns")
+    if options.userns_remap:
+        out.append("name=userns")
     return out
 
 

@@ -18,6 +18,7 @@ Two whiteout modes:
 from __future__ import annotations
 
 import base64
+import binascii
 import errno
 import io
 import os
@@ -25,7 +26,7 @@ import shutil
 import stat
 import tarfile
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -40,6 +41,9 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 # A layer must not steer overlayfs (redirects, origins, opaque flags) through its xattrs.
 _FORBIDDEN_XATTR_PREFIX = "trusted.overlay."
 _CHUNK = 1 << 20
+_MAX_ID = 2**32 - 2  # (uid_t)-1 would mean "leave the owner alone" to chown
+_MAX_DEV = 2**32 - 1  # major and minor are 32-bit in dev_t
+_MAX_SECONDS = 2**62  # far past any filesystem's range, but inside time_t's
 
 
 @dataclass
@@ -123,6 +127,35 @@ def clean_name(name: str) -> str:
     return "/".join(parts)
 
 
+def header_problem(member: tarfile.TarInfo) -> str | None:
+    """What makes ``member``'s header unusable (values the kernel cannot take), or None.
+
+    tarfile decodes base-256 numbers and pax records without bounds; a layer must fail
+    here with the entry named, not as an OverflowError halfway through a chown.
+    """
+    if "\0" in member.name:
+        return "NUL byte in the name"
+    if "\0" in member.linkname:
+        return "NUL byte in the link target"
+    if not (0 <= member.uid <= _MAX_ID and 0 <= member.gid <= _MAX_ID):
+        return f"owner {member.uid}:{member.gid} is out of range"
+    if (member.ischr() or member.isblk()) and not (0 <= member.devmajor <= _MAX_DEV
+                                                   and 0 <= member.devminor <= _MAX_DEV):
+        return f"device number {member.devmajor}:{member.devminor} is out of range"
+    for name in ("mtime", "atime"):
+        text = member.pax_headers.get(name)
+        value = member.mtime if name == "mtime" and text is None else text
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            return f"invalid {name} {value!r}"
+        if not -_MAX_SECONDS < seconds < _MAX_SECONDS:  # also false for nan
+            return f"invalid {name} {value!r}"
+    return None
+
+
 def is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
@@ -165,13 +198,23 @@ def lower_lookup(lowers: Sequence[str], rel: str) -> tuple[str, os.stat_result] 
 
 
 def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
+    """The xattrs in ``member``'s pax headers; ValueError names one that cannot be set."""
     out: dict[str, bytes] = {}
     for key, value in member.pax_headers.items():
         if key.startswith("SCHILY.xattr."):
-            out[key[len("SCHILY.xattr."):]] = value.encode("utf-8", "surrogateescape")
+            name = key[len("SCHILY.xattr."):]
+            data = value.encode("utf-8", "surrogateescape")
         elif key.startswith("LIBARCHIVE.xattr."):
             name = urllib.parse.unquote(key[len("LIBARCHIVE.xattr."):])
-            out[name] = base64.b64decode(value + "=" * (-len(value) % 4))
+            try:
+                data = base64.b64decode(value + "=" * (-len(value) % 4))
+            except binascii.Error:
+                raise ValueError(f"xattr {name!r}: value is not base64") from None
+        else:
+            continue
+        if not name or "\0" in name:
+            raise ValueError(f"invalid xattr name {name!r}")
+        out[name] = data
     return out
 
 
@@ -250,6 +293,9 @@ class _Unpacker:
         self.dir_times: list[tuple[str, int, int]] = []
         self.size = 0
         self.name = ""
+
+    def after(self) -> str:
+        return f" after entry {self.name!r}" if self.name else ""
 
     def fail(self, message: str) -> ArchiveError:
         return ArchiveError(f"layer entry {self.name!r}: {message}")
@@ -331,6 +377,9 @@ class _Unpacker:
 
     def entry(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         self.name = member.name
+        problem = header_problem(member)
+        if problem:
+            raise self.fail(problem)
         rel = clean_name(member.name)
         if not rel:
             return  # the layer root: Docker leaves the target's own metadata alone
@@ -460,7 +509,11 @@ class _Unpacker:
             os.chown(target, uid, gid, follow_symlinks=False)
             if not symlink:
                 os.chmod(target, member.mode)
-        for name, value in _xattrs(member).items():
+        try:
+            xattrs = _xattrs(member)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
+        for name, value in xattrs.items():
             if name.startswith(_FORBIDDEN_XATTR_PREFIX):
                 continue
             try:
@@ -488,6 +541,30 @@ class _Unpacker:
             os.utime(path, ns=(atime, mtime), follow_symlinks=False)
 
 
+# tarfile reports a malformed header as TarError, but also as ValueError, OverflowError or
+# UnicodeError from its number and pax parsing.
+_TAR_FAULTS = (tarfile.TarError, ValueError, OverflowError, UnicodeError, EOFError)
+
+
+def tar_members(fileobj: Any, after: Callable[[], str] = str,
+                ) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """Every member of the tar stream ``fileobj``; a malformed header is an ArchiveError
+    (``after()`` says where). What the caller does with a member is not guarded here."""
+    try:
+        tar = tarfile.open(fileobj=fileobj, mode="r:")  # noqa: SIM115 (closed below)
+    except _TAR_FAULTS as exc:
+        raise ArchiveError(f"invalid layer tar: {exc}") from None
+    with tar:
+        while True:
+            try:
+                member = tar.next()
+            except _TAR_FAULTS as exc:
+                raise ArchiveError(f"invalid layer tar{after()}: {exc}") from None
+            if member is None:
+                return
+            yield tar, member
+
+
 def apply_layer(stream: BinaryIO, root: str, *, overlay: bool = False,
                 lowers: Sequence[str] = (), algorithm: str = "sha256",
                 options: CopyOptions | None = None) -> ApplyResult:
@@ -500,13 +577,11 @@ def apply_layer(stream: BinaryIO, root: str, *, overlay: bool = False,
     with decompressed(stream) as plain:
         hashing = _HashingReader(plain, algorithm)
         try:
-            with tarfile.open(fileobj=ForwardReader(hashing), mode="r:") as tar:  # type: ignore[call-overload]
-                for member in tar:
-                    unpacker.entry(tar, member)
+            for tar, member in tar_members(ForwardReader(hashing), unpacker.after):
+                unpacker.entry(tar, member)
             hashing.drain()
-        except tarfile.TarError as exc:
-            where = f" after entry {unpacker.name!r}" if unpacker.name else ""
-            raise ArchiveError(f"invalid layer tar{where}: {exc}") from None
+        except tarfile.TarError as exc:  # reading a sparse file's data
+            raise ArchiveError(f"invalid layer tar{unpacker.after()}: {exc}") from None
         except ArchiveError:
             raise
         except OSError as exc:
@@ -521,15 +596,11 @@ def measure_layer(stream: BinaryIO, algorithm: str = "sha256") -> ApplyResult:
     with decompressed(stream) as plain:
         hashing = _HashingReader(plain, algorithm)
         size = 0
-        try:
-            with tarfile.open(fileobj=ForwardReader(hashing), mode="r:") as tar:  # type: ignore[call-overload]
-                for member in tar:
-                    if member.isreg():
-                        size += member.size
-                    elif member.issym():
-                        size += len(os.fsencode(member.linkname))
-            hashing.drain()
-        except tarfile.TarError as exc:
-            raise ArchiveError(f"invalid layer tar: {exc}") from None
+        for _, member in tar_members(ForwardReader(hashing)):
+            if member.isreg():
+                size += member.size
+            elif member.issym():
+                size += len(os.fsencode(member.linkname))
+        hashing.drain()
     return ApplyResult(diff_id=f"{hashing.hash.name}:{hashing.hash.hexdigest()}",
                        tar_size=hashing.count, size=size)

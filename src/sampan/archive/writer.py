@@ -24,13 +24,33 @@ _SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
 
 
 @dataclass(frozen=True)
+class Owners:
+    """Host ids back to a container's (--userns-remap): (container, host, size) ranges.
+    Ids outside them are written as they are."""
+
+    uids: tuple[tuple[int, int, int], ...]
+    gids: tuple[tuple[int, int, int], ...]
+
+    def to_container(self, uid: int, gid: int) -> tuple[int, int]:
+        return _back(self.uids, uid), _back(self.gids, gid)
+
+
+def _back(ranges: tuple[tuple[int, int, int], ...], value: int) -> int:
+    for container, host, size in ranges:
+        if host <= value < host + size:
+            return container + value - host
+    return value
+
+
+@dataclass(frozen=True)
 class LayerEntry:
     rel: str  # path relative to the layer root
     kind: str  # ENTRY (the file at source), WHITEOUT (rel deleted), OPAQUE (rel replaced)
     source: str = ""
+    owners: Owners | None = None  # the source's ids are a remapped container's
 
 
-def _walk(root: str, upper: bool) -> Iterator[LayerEntry]:
+def _walk(root: str, upper: bool, owners: Owners | None = None) -> Iterator[LayerEntry]:
     def walk(rel: str) -> Iterator[LayerEntry]:
         directory = os.path.join(root, rel) if rel else root
         with os.scandir(directory) as scan:
@@ -41,18 +61,18 @@ def _walk(root: str, upper: bool) -> Iterator[LayerEntry]:
             if upper and is_whiteout(st):
                 yield LayerEntry(child, WHITEOUT)
                 continue
-            yield LayerEntry(child, ENTRY, path)
+            yield LayerEntry(child, ENTRY, path, owners)
             if stat.S_ISDIR(st.st_mode):
                 if upper and is_opaque(path):
-                    yield LayerEntry(child, OPAQUE, path)
+                    yield LayerEntry(child, OPAQUE, path, owners)
                 yield from walk(child)
 
     return walk("")
 
 
-def upper_entries(upper: str) -> Iterator[LayerEntry]:
+def upper_entries(upper: str, owners: Owners | None = None) -> Iterator[LayerEntry]:
     """The entries of an overlayfs upper directory, parents before children."""
-    return _walk(upper, upper=True)
+    return _walk(upper, upper=True, owners=owners)
 
 
 def tree_entries(root: str) -> Iterator[LayerEntry]:
@@ -88,6 +108,8 @@ def _tarinfo(entry: LayerEntry, links: dict[tuple[int, int], str]) -> tarfile.Ta
     info = tarfile.TarInfo(entry.rel)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
+    if entry.owners is not None:
+        info.uid, info.gid = entry.owners.to_container(st.st_uid, st.st_gid)
     info.uname = info.gname = ""
     info.mtime = int(st.st_mtime)
     mode = st.st_mode

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import os
 import re
 import secrets
@@ -30,15 +29,14 @@ from typing import Any
 from .. import __version__
 from ..engine import Engine, EngineError
 from ..engine.logs import JsonTail
-from ..images.instructions import ChangeError, expand_word, expand_words
+from ..images.instructions import ChangeError, expand_word, expand_words, split_words
 from ..images.store import (
-    ImageError,
-    ImageNotFound,
+    Image,
     docker_container_config,
     image_reference,
     rfc3339,
 )
-from ..oci.image import host_platform
+from ..oci.image import Platform, host_platform
 from ..snapshots import mount_all, unmount_all
 from . import commands, copying
 from .cache import BuildCache, step_key
@@ -55,6 +53,7 @@ from .layers import (
     register,
     release,
 )
+from .pulling import RegistryAccess, base_image, wanted_platform
 from .stages import Plan, Stage, find_stage, meta_env, plan
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
@@ -76,6 +75,11 @@ class BuildOptions:
     quiet: bool = False
     network_mode: str = ""
     platform: str | None = None
+    # Intermediate containers: removed after a step that worked (``rm``), or after every
+    # step, also one that failed (``forcerm``); else kept, as docker keeps them.
+    remove: bool = True
+    force_remove: bool = False
+    registry: RegistryAccess = field(default_factory=RegistryAccess)
 
 
 @dataclass
@@ -155,6 +159,7 @@ class Builder:
         self._held: dict[str, tuple[int, bool]] = {}
         self._hold_lock = asyncio.Lock()
         self.meta: dict[str, str] = {}
+        self.escape = "\\"  # the Dockerfile's (``# escape=``)
         epoch = options.build_args.get("SOURCE_DATE_EPOCH")
         try:
             self.epoch = int(epoch) if epoch else None
@@ -178,12 +183,13 @@ class Builder:
             dockerfile = parse(self.context.dockerfile)
         except ParseError as exc:
             raise BuildError(str(exc)) from None
+        self.escape = dockerfile.escape
         self._add_labels(dockerfile)
         the_plan = plan(dockerfile, self.options.build_args, self.options.target)
         # An ARG without a default inside a stage takes the meta arg's value.
-        self.meta = meta_env(the_plan.meta_args, self.options.build_args)
+        self.meta = meta_env(the_plan.meta_args, self.options.build_args, self.escape)
         self.used_args.update(w.partition("=")[0] for ins in the_plan.meta_args
-                              for w in ins.args.split())
+                              for w in split_words(ins.args, self.escape))
         stages = the_plan.needed()
         self.total = sum(1 + len(s.instructions) for s in stages)
         await self._stages(the_plan, stages)
@@ -213,7 +219,7 @@ class Builder:
         """--label becomes a LABEL step at the end of the target stage, as in docker."""
         if not self.options.labels:
             return
-        text = " ".join(f"{json.dumps(k)}={json.dumps(v)}"
+        text = " ".join(f"{self._quoted(k)}={self._quoted(v)}"
                         for k, v in sorted(self.options.labels.items()))
         label = Instruction(keyword="label", args=text, line=0, original="LABEL " + text)
         stages = [i for i, ins in enumerate(dockerfile.instructions) if ins.keyword == "from"]
@@ -226,6 +232,11 @@ class Builder:
                     dockerfile.instructions.insert(end, label)
                     return
         dockerfile.instructions.append(label)
+
+    def _quoted(self, text: str) -> str:
+        """``text`` double-quoted for the shell lexer, with the Dockerfile's escape."""
+        esc = self.escape
+        return '"' + "".join(esc + c if c in ('"', "$", esc) else c for c in text) + '"'
 
     async def _stages(self, the_plan: Plan, stages: list[Stage]) -> None:
         """Build ``stages``, each as soon as the stages it needs are built: independent
@@ -296,28 +307,28 @@ class Builder:
         below = find_stage(the_plan.stages, stage.base, stage.index)
         if below is not None:
             return self.results[below.index]
+        what = f"Dockerfile line {stage.from_ins.line}: FROM --platform" if stage.platform \
+            else "platform"
+        platform = wanted_platform(stage.platform or self.options.platform, what)
         if stage.base == "scratch":
-            host = host_platform()
-            return empty_state(host.architecture, host.os)
-        platform = stage.platform or self.options.platform
-        image = None
-        if not self.options.pull:
-            with suppress(ImageNotFound):
-                image = self.store.get(stage.base)
-        if image is None:
-            image = await self._pull(stage.base, platform)
-        return from_image(image)
+            target = platform or host_platform()
+            return empty_state(target.architecture, target.os, target.variant)
+        return from_image(await self._image(stage.base, platform))
 
-    async def _pull(self, reference: str, platform: str | None) -> Any:
-        from .. import registry
+    async def _image(self, reference: str, platform: Platform | None) -> Image:
+        """A FROM or COPY --from image: local, else pulled (see ``pulling``)."""
+        return await base_image(self.store, reference, platform, pull=self.options.pull,
+                                access=self.options.registry, send=self._progress)
 
-        await self.say(f"Pulling image {reference}\n")
-        try:
-            await asyncio.to_thread(registry.pull, self.store, reference, platform)
-            return self.store.get(reference)
-        except (registry.RegistryError, ImageError, ValueError) as exc:
-            raise BuildError(f"pull access denied or image not found for {reference}: {exc}") \
-                from None
+    async def _progress(self, message: dict[str, Any]) -> None:
+        """A pull's progress message, in the stage's place in the output."""
+        if self.options.quiet:
+            return
+        stage = _STAGE.get()
+        if stage is None:
+            await self._emit(message)
+        else:
+            await self.output.send(stage, message)
 
     # Steps --------------------------------------------------------------------------------
 
@@ -354,7 +365,7 @@ class Builder:
     def _step_env(self, run: _Run) -> StepEnv:
         child = run.state.child()
         return StepEnv(config=child.config, document=child.document, env=self._env(run),
-                       shell=list(run.shell), cmd_set=run.cmd_set)
+                       shell=list(run.shell), cmd_set=run.cmd_set, escape=self.escape)
 
     def _finish(self, parent: State, child: State, created_by: str, *, empty: bool,
                 cmd: list[str], container: str = "") -> State:
@@ -395,22 +406,26 @@ class Builder:
 
     async def _arg(self, run: _Run, ins: Instruction) -> None:
         env = self._env(run)
-        for word in ins.args.split():
+        recorded = []  # the history has each default expanded, as docker records it
+        for word in split_words(ins.args, self.escape):
             name, sep, default = word.partition("=")
             if not name:
                 raise BuildError(f"Dockerfile line {ins.line}: ARG requires a name")
             self.used_args.add(name)
+            if sep:
+                try:
+                    default = expand_word(default, env, self.escape)
+                except ChangeError as exc:
+                    raise BuildError(f"Dockerfile line {ins.line}: {exc}") from None
+            recorded.append(f"{name}={default}" if sep else name)
             given = self.options.build_args.get(name)
             if given is not None:
                 run.args[name] = given
             elif sep:
-                try:
-                    run.args[name] = expand_word(default, env)
-                except ChangeError as exc:
-                    raise BuildError(f"Dockerfile line {ins.line}: {exc}") from None
+                run.args[name] = default
             else:
                 run.args[name] = self.meta.get(name)
-        await self._empty_step(run, self._nop(run, "ARG " + ins.args))
+        await self._empty_step(run, self._nop(run, "ARG " + " ".join(recorded)))
 
     async def _empty_step(self, run: _Run, cmd: list[str], child: State | None = None) -> None:
         created_by = " ".join(cmd)
@@ -494,11 +509,13 @@ class Builder:
         if ins.keyword == "add" and "from" in ins.flags:
             raise BuildError(f"Dockerfile line {ins.line}: ADD does not take --from")
         try:
+            esc = self.escape
             if ins.json_args is not None:
-                words = [expand_word(w, env) for w in ins.json_args]
+                words = [expand_word(w, env, esc) for w in ins.json_args]
             else:
-                words = expand_words(ins.args, env)
-            chown = expand_word(ins.flags["chown"], env) if ins.flags.get("chown") else None
+                words = expand_words(ins.args, env, esc)
+            chown = expand_word(ins.flags["chown"], env, esc) if ins.flags.get("chown") \
+                else None
         except ChangeError as exc:
             raise BuildError(f"Dockerfile line {ins.line}: {exc}") from None
         chmod = None
@@ -545,10 +562,10 @@ class Builder:
             state = self.results.get(below.index) if below is not None else None
             if state is None:
                 try:
-                    image = self.store.get(origin)
-                except (ImageNotFound, ImageError, ValueError):
+                    image = await self._image(origin, wanted_platform(self.options.platform))
+                except BuildError as exc:
                     raise BuildError(f"Dockerfile line {ins.line}: COPY --from={origin}: no "
-                                     f"stage or image named {origin!r}") from None
+                                     f"stage or image named {origin!r} ({exc})") from None
                 state = from_image(image)
             root = await asyncio.to_thread(sources.view, self.store, state)
             found = await asyncio.to_thread(copying.find_sources, root, specs,
@@ -614,6 +631,7 @@ class Builder:
         containers = self.engine.containers
         image_id = await self._hold(parent)
         cid = ""
+        failed = True
         try:
             body = {"Image": image_id, "Cmd": cmd, "Entrypoint": [], "Env": env,
                     "User": parent.config.get("User") or "",
@@ -632,9 +650,10 @@ class Builder:
                                  f"{code}", code)
             layer = await asyncio.to_thread(commit_snapshot, self.store, cid, parent,
                                             run=True, epoch=self.epoch, reapply=True)
+            failed = False
             return layer, cid
         finally:
-            if cid:
+            if cid and (self.options.force_remove or (self.options.remove and not failed)):
                 with suppress(EngineError):
                     await containers.remove(cid, force=True, volumes=True)
                 await self.say(f"Removing intermediate container {cid[:12]}\n")

@@ -4,8 +4,8 @@ The key is a digest of the parent state's ID (so any change above invalidates ev
 below), the instruction as it will be recorded (with build args in use and expanded
 values) and, for COPY/ADD, the hash of the files read. The value is the resulting state.
 Entries live in sqlite in the data root, so they survive a restart; an entry whose layers
-are gone from the store (an `rmi` removed them) is a miss. ``prune`` forgets every entry
-and removes the layers and blobs only the cache held.
+are gone from the store (an `rmi` removed them) is a miss. ``prune`` forgets the entries
+its filter picks (see ``prune``) and removes the layers and blobs only they held.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from ..content import BlobNotFound
 from ..images.store import ImageStore
 from ..metadata import Database
 from ..snapshots import SnapshotError
-from .layers import State, usable
+from .layers import Layer, State, usable
 
 
 class _CacheDB(Database):
@@ -38,6 +39,39 @@ class _CacheDB(Database):
 class PruneResult:
     removed: list[str]  # cache keys
     reclaimed: int  # bytes of blobs deleted
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cached step: what ``builder prune`` filters look at."""
+
+    key: str
+    state: State
+    created: float
+    last_used: float
+
+    @property
+    def size(self) -> int:
+        """The bytes of the layer this step added (0 for a config step)."""
+        history = self.state.document.get("history") or [{}]
+        if history[-1].get("empty_layer") or not self.state.layers:
+            return 0
+        return self.state.layers[-1].blob_size
+
+    @property
+    def description(self) -> str:
+        """The step as the history records it (``/bin/sh -c echo hi``)."""
+        history = self.state.document.get("history") or [{}]
+        return str(history[-1].get("created_by", ""))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.state.config.get("Labels") or {})
+
+    @property
+    def parent(self) -> str:
+        """The ID of the state the step started from."""
+        return str(self.state.config.get("Image") or "")
 
 
 def step_key(parent_id: str, created_by: str, content: str = "") -> str:
@@ -74,17 +108,47 @@ class BuildCache:
             db.execute("INSERT OR REPLACE INTO steps (key, state, created, last_used) "
                        "VALUES (?, ?, ?, ?)", (key, json.dumps(state.to_json()), now, now))
 
-    def prune(self) -> PruneResult:
-        rows = self.db.query("SELECT key, state FROM steps")
-        keys = [r["key"] for r in rows]
-        chains: dict[str, str] = {}  # chain -> blob, top layers last
-        for row in rows:
-            for la in State.from_json(json.loads(row["state"])).layers:
-                chains[la.chain_id] = la.blob_digest
+    def entries(self) -> list[Entry]:
+        """Every cached step, least recently used first."""
+        rows = self.db.query("SELECT key, state, created, last_used FROM steps "
+                             "ORDER BY last_used, created")
+        return [Entry(r["key"], State.from_json(json.loads(r["state"])), r["created"],
+                      r["last_used"]) for r in rows]
+
+    def prune(self, select: Callable[[Entry], bool] | None = None,
+              keep_bytes: int = 0) -> PruneResult:
+        """Forget the entries ``select`` picks (all without it), least recently used
+        first, and only until the cache's layers take at most ``keep_bytes`` (when set), as
+        buildkit's keep-storage does; then remove the layers and blobs only they held."""
+        entries = self.entries()
+        picked = [e for e in entries if select is None or select(e)]
+        if keep_bytes > 0:
+            total = sum(e.size for e in entries)
+            doomed: list[Entry] = []
+            for entry in picked:
+                if total <= keep_bytes:
+                    break
+                doomed.append(entry)
+                total -= entry.size
+            picked = doomed
+        if not picked:
+            return PruneResult([], 0)
+        gone = {e.key for e in picked}
         with self.db.transaction() as db:
-            db.execute("DELETE FROM steps")
+            db.executemany("DELETE FROM steps WHERE key = ?", [(k,) for k in gone])
+        kept = [la for e in entries if e.key not in gone for la in e.state.layers]
+        return PruneResult([e.key for e in picked], self._drop_layers(
+            [la for e in picked for la in e.state.layers], kept))
+
+    def _drop_layers(self, layers: list[Layer], kept: list[Layer]) -> int:
+        """Remove the snapshots and blobs of ``layers`` that neither ``kept`` nor an image
+        uses; the bytes of blobs deleted."""
+        kept_chains = {la.chain_id for la in kept}
+        kept_blobs = {la.blob_digest for la in kept}
+        chains = {la.chain_id: la.blob_digest for la in layers
+                  if la.chain_id not in kept_chains}
         used_chains = self.store.db.chains()
-        used_blobs = self.store.db.blobs()
+        protected = self.store.db.blobs() | kept_blobs
         reclaimed = 0
         progress = True
         doomed = [c for c in chains if c not in used_chains]
@@ -99,9 +163,9 @@ class BuildCache:
                 doomed.remove(chain)
                 progress = True
         for chain, blob in chains.items():
-            if chain in used_chains or blob in used_blobs or chain in doomed:
+            if chain in used_chains or blob in protected or chain in doomed:
                 continue
             with suppress(BlobNotFound, FileNotFoundError):
                 reclaimed += self.store.content.size(blob)
                 self.store.content.delete(blob)
-        return PruneResult(keys, reclaimed)
+        return reclaimed

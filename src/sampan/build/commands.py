@@ -31,6 +31,7 @@ class StepEnv:
     env: dict[str, str]  # for expansion
     shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
     cmd_set: bool = False
+    escape: str = "\\"  # the Dockerfile's escape character
 
 
 def go_quoted(items: list[str]) -> str:
@@ -69,11 +70,11 @@ def command_args(step: StepEnv, ins: Instruction) -> list[str]:
 
 
 def _expand(step: StepEnv, text: str) -> str:
-    return lex.expand_word(text, step.env)
+    return lex.expand_word(text, step.env, step.escape)
 
 
 def _pairs(step: StepEnv, ins: Instruction) -> list[tuple[str, str]]:
-    return lex._pairs(ins.keyword.upper(), ins.args, step.env)
+    return lex.pairs(ins.keyword.upper(), ins.args, step.env, step.escape)
 
 
 def _env(step: StepEnv, ins: Instruction) -> str:
@@ -105,7 +106,8 @@ def _maintainer(step: StepEnv, ins: Instruction) -> str:
 
 
 def _expose(step: StepEnv, ins: Instruction) -> str:
-    specs = [w for raw in ins.args.split() for w in lex.expand_words(raw, step.env) if w]
+    specs = [w for raw in ins.args.split()
+             for w in lex.expand_words(raw, step.env, step.escape) if w]
     ports = dict(step.config.get("ExposedPorts") or {})
     ports.update((p, {}) for p in lex.exposed_ports(specs))
     step.config["ExposedPorts"] = ports
@@ -168,7 +170,7 @@ def _stopsignal(step: StepEnv, ins: Instruction) -> str:
 
 
 def _healthcheck(step: StepEnv, ins: Instruction) -> str:
-    health = lex._healthcheck(ins.args)
+    health = lex.parse_healthcheck(ins.args)
     step.config["Healthcheck"] = encode(health)
     retries = health.retries or 0
     return (f"HEALTHCHECK &{{{go_quoted(health.test or [])} "

@@ -88,10 +88,13 @@ def from_image(image: Image) -> State:
         for la in image.layers])
 
 
-def empty_state(architecture: str, os_name: str) -> State:
-    """``FROM scratch``."""
-    return State({"architecture": architecture, "os": os_name, "config": {},
-                  "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+def empty_state(architecture: str, os_name: str, variant: str | None = None) -> State:
+    """``FROM scratch`` (for the build's platform)."""
+    doc: dict[str, Any] = {"architecture": architecture, "os": os_name}
+    if variant:
+        doc["variant"] = variant
+    doc.update({"config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+    return State(doc)
 
 
 def usable(store: ImageStore, state: State) -> bool:
@@ -156,12 +159,6 @@ def _store_tar(store: ImageStore, entries: Iterable[LayerEntry],
             return diff_id, writer.size
 
 
-def _entries(store: ImageStore, key: str) -> Iterable[LayerEntry]:
-    snaps = store.snapshots
-    info = snaps.stat(key)
-    return snaps._entries(info, snaps.parents(info))
-
-
 def commit_snapshot(store: ImageStore, key: str, parent: State, *,
                     run: bool = False, epoch: int | None = None,
                     reapply: bool = False) -> Layer | None:
@@ -175,11 +172,9 @@ def commit_snapshot(store: ImageStore, key: str, parent: State, *,
 
     def counted() -> Iterator[LayerEntry]:
         nonlocal written
-        entries = _entries(store, key)
+        entries = store.snapshots.entries(key)
         if run:
-            snaps = store.snapshots
-            info = snaps.stat(key)
-            entries = run_entries(entries, [snaps.fs(p) for p in snaps.parents(info)])
+            entries = run_entries(entries, store.snapshots.lower_dirs(key))
         for entry in entries:
             written += 1
             yield entry

@@ -31,6 +31,7 @@ class Plan:
     meta_args: list[Instruction]
     stages: list[Stage]
     target: int  # the stage to build
+    escape: str = "\\"  # the Dockerfile's escape character
 
     def needed(self) -> list[Stage]:
         """The stages the target depends on and the target, in file order."""
@@ -45,24 +46,25 @@ class Plan:
         return [s for s in self.stages if s.index in wanted]
 
 
-def _expand(text: str, env: dict[str, str], line: int) -> str:
+def _expand(text: str, env: dict[str, str], line: int, escape: str) -> str:
     try:
-        return lex.expand_word(text, env)
+        return lex.expand_word(text, env, escape)
     except ChangeError as exc:
         raise BuildError(f"Dockerfile line {line}: {exc}") from None
 
 
-def meta_env(meta_args: list[Instruction], build_args: dict[str, str | None]) -> dict[str, str]:
+def meta_env(meta_args: list[Instruction], build_args: dict[str, str | None],
+             escape: str = "\\") -> dict[str, str]:
     """The values of the meta args (a --build-arg wins over the default)."""
     env: dict[str, str] = {}
     for ins in meta_args:
-        for word in ins.args.split():
+        for word in lex.split_words(ins.args, escape):
             name, sep, default = word.partition("=")
             given = build_args.get(name)
             if given is not None:
                 env[name] = given
             elif sep:
-                env[name] = _expand(default, env, ins.line)
+                env[name] = _expand(default, env, ins.line, escape)
     return env
 
 
@@ -82,7 +84,7 @@ def plan(dockerfile: Dockerfile, build_args: dict[str, str | None], target: str)
     stages: list[Stage] = []
     for ins in dockerfile.instructions:
         if ins.keyword == "from":
-            env = meta_env(meta, build_args)
+            env = meta_env(meta, build_args, dockerfile.escape)
             words = ins.args.split()
             if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
                 raise BuildError(f"Dockerfile line {ins.line}: FROM requires either one or "
@@ -90,10 +92,11 @@ def plan(dockerfile: Dockerfile, build_args: dict[str, str | None], target: str)
             name = words[2].lower() if len(words) == 3 else None
             if name and any(s.name == name for s in stages):
                 raise BuildError(f"Dockerfile line {ins.line}: duplicate name {name}")
-            base = _expand(words[0], env, ins.line)
+            base = _expand(words[0], env, ins.line, dockerfile.escape)
             platform = ins.flags.get("platform")
             stage = Stage(index=len(stages), base=base, name=name, from_ins=ins,
-                          platform=_expand(platform, env, ins.line) if platform else None)
+                          platform=_expand(platform, env, ins.line, dockerfile.escape)
+                          if platform else None)
             below = find_stage(stages, base, len(stages))
             if below is not None:
                 stage.deps.add(below.index)
@@ -122,4 +125,4 @@ def plan(dockerfile: Dockerfile, build_args: dict[str, str | None], target: str)
         if found is None:
             raise BuildError(f"failed to reach build target {target} in Dockerfile")
         index = found.index
-    return Plan(meta_args=meta, stages=stages, target=index)
+    return Plan(meta_args=meta, stages=stages, target=index, escape=dockerfile.escape)

@@ -72,10 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         help="runtime of containers that name none (default sampan-runtime)")
     add("--live-restore", dest="live-restore", nargs="?", const=True, type=_bool,
         help="keep containers running when sampand stops (default true)")
-    add("--userns-remap", dest="userns-remap", help="user namespace remapping (not yet)")
+    add("--userns-remap", dest="userns-remap",
+        help="map containers' root to a user's /etc/subuid range: default | user[:group]")
     add("--default-ulimit", dest="default-ulimits", action="append",
         help="default ulimit of containers: name=soft[:hard]")
     add("-D", "--debug", dest="debug", action="store_const", const=True)
+    add("--label", dest="labels", action="append", help="daemon label key=value, repeatable")
     add("-G", "--group", dest="group", help="group of the unix sockets (default sampan)")
     add("--cgroup-parent", dest="cgroup-parent",
         help="parent cgroup of the containers' cgroups (default /sampan)")
@@ -150,7 +152,8 @@ def lock(exec_root: str) -> int:
     return fd
 
 
-async def serve(config: DaemonConfig, conmon: str) -> None:
+async def serve(config: DaemonConfig, conmon: str, path: str = DEFAULT_CONFIG_FILE,
+                flags: dict[str, Any] | None = None) -> None:
     from aiohttp import web
 
     from ..api import make_app
@@ -180,12 +183,18 @@ async def serve(config: DaemonConfig, conmon: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    # dockerd reloads part of its configuration on SIGHUP; sampand does not yet, and must
-    # not die of it (the signal's default action).
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
-        "SIGHUP: reloading the configuration is not supported; restart sampand instead"))
+    current = config
+
+    def on_hup() -> None:  # dockerd's reload of daemon.json's reloadable keys
+        nonlocal current
+        from ..engine.reload import reload
+
+        log.info("SIGHUP: reloading the configuration from %s", path)
+        current = reload(engine, current, path, flags or {}) or current
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     await stopping.wait()
-    if config.live_restore:
+    if engine.options.live_restore:
         log.info("shutting down (containers keep running)")
     else:
         log.info("shutting down: stopping the containers (live-restore is off)")
@@ -212,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         print("sampand: must run as root", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(config, ns.conmon))
+        asyncio.run(serve(config, ns.conmon, ns.config_file or DEFAULT_CONFIG_FILE,
+                          _flags(ns)))
     except ConfigError as exc:
         print(f"sampand: {exc}", file=sys.stderr)
         return 1

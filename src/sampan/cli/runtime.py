@@ -105,7 +105,13 @@ _COMMANDS = {
 _PROG, _DESCRIPTION = "sampan-runtime", "An OCI runtime with runc's command line."
 
 
+# The commands whose processes enter a container: they run from a sealed copy of the
+# interpreter (runtime/sealed.py, CVE-2019-5736).
+_ENTERING = ("create", "run", "exec")
+
+
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     args = parse(_PROG, _DESCRIPTION, _GLOBAL, _COMMANDS, argv)
     log = _Log(args.log, args.log_format)
@@ -121,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..runtime.state import ContainerError
 
     try:
+        if as_program and args.command in _ENTERING:
+            from ..runtime.sealed import ensure_protected_exe
+
+            ensure_protected_exe()  # re-executes this command from a protected copy
         return int(_dispatch(args) or 0)
     except (ConfigError, ContainerError, SetupError, HookError) as exc:
         log.error(str(exc))

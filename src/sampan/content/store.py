@@ -61,6 +61,17 @@ def _chunks(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
+def _write_all(fd: int, data: bytes | bytearray | memoryview, path: str) -> None:
+    """Write all of ``data``; a failure names the file (a full disk: "<path>: No space
+    left on device", not a bare errno)."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -198,9 +209,7 @@ class ContentStore:
                 shutil.rmtree(work, ignore_errors=True)
                 raise SizeMismatch(f"blob {digest}: more data than the expected {size} bytes")
             hasher.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, chunk, data_path)
         if size is not None and total < size:
             raise ShortBlob(digest, total, size)
         actual = f"{hasher.name}:{hasher.hexdigest()}"
@@ -249,9 +258,7 @@ class ContentWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         assert self._fd is not None, "writer already closed"
         self._hash.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
+        _write_all(self._fd, data, self._path)
         self.size += len(data)
         return len(data)
 

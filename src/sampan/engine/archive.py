@@ -100,6 +100,18 @@ class PathStat:
         return base64.b64encode(json.dumps(doc).encode()).decode()
 
 
+def _create_if_missing(target: str, directory: bool) -> None:
+    """moby's fileutils.CreateIfNotExists: the mount point a bind needs (``target`` is
+    already resolved inside the root, so its missing part has no symlink)."""
+    if os.path.lexists(target):
+        return
+    if directory:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o755))
+
+
 class ContainerFiles:
     def __init__(self, containers: Containers) -> None:
         self.containers = containers
@@ -141,9 +153,11 @@ class ContainerFiles:
                     await asyncio.to_thread(unmount_all, rootfs)
 
     def _mount_volumes(self, c: Container, rootfs: str) -> tuple[list[str], list[str]]:
-        """A stopped container's volumes and binds, mounted where it would see them (as
-        dockerd does for `cp`), on mount points its filesystem already has: (the targets
-        mounted, the volumes held)."""
+        """A stopped container's volumes and binds, mounted where it would see them, as
+        dockerd's mountVolumes does for `cp`: a mount point its filesystem lacks is made
+        (a directory, or an empty file for a bound file; it stays in the container's
+        layer, as with dockerd), the mounts private so that their unmounting reaches
+        nothing else: (the targets mounted, the volumes held)."""
         from .mounts import mount_points
 
         service = self.containers.mounts
@@ -160,11 +174,13 @@ class ContainerFiles:
                         continue
                     source = service.volumes.mount(mp.name, c.id)
                     held.append(mp.name)
-                if not os.path.exists(target) or not os.path.exists(source):
+                if not os.path.exists(source):
                     continue
+                _create_if_missing(target, os.path.isdir(source))
                 flags = k.MS_BIND | (0 if mp.non_recursive else k.MS_REC)
                 k.mount(source, target, None, flags)
                 done.append(target)
+                k.mount(None, target, None, k.MS_PRIVATE | k.MS_REC)
                 if not mp.rw:
                     k.mount(None, target, None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY)
             except (OSError, StatusError) as exc:

@@ -10,10 +10,11 @@ through ``ImageStore.register`` like any other, which unpacks the layer and chec
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,12 @@ from ..images import ChangeError, Image, ImageStore, apply_changes
 from ..images.store import image_reference, rfc3339
 from ..oci.decode import DecodeError, decode, encode
 from ..oci.image import OCI_CONFIG, OCI_LAYER, ContainerConfig, Descriptor
-from .errors import InvalidParameter
+from .errors import EngineError, InvalidParameter
 from .record import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .containers import Containers
 
 # The keys of an image's config that `--change` instructions can set.
 _CHANGEABLE = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
@@ -75,6 +80,24 @@ def merge(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
     if out.get("Healthcheck") is None:
         out["Healthcheck"] = container.get("Healthcheck")
     return out
+
+
+@contextlib.asynccontextmanager
+async def frozen(containers: Containers, c: Container, pause: bool) -> AsyncIterator[None]:
+    """The container paused (its cgroup frozen) while its changes are read, as dockerd's
+    commit does by default, so that the layer is one moment of its files; thawed after,
+    unless it was paused already. ``pause`` false, or a container not running: as is."""
+    paused = False
+    if pause and c.state.status == "running":
+        with contextlib.suppress(EngineError):  # stopped meanwhile: committed as it is
+            await containers.pause(c.id)
+            paused = True
+    try:
+        yield
+    finally:
+        if paused:
+            with contextlib.suppress(EngineError):  # it may have exited meanwhile
+                await containers.unpause(c.id)
 
 
 def commit(store: ImageStore, c: Container, request: CommitRequest) -> Image:

@@ -81,7 +81,8 @@ class ContainerConfig:
     stop_timeout: int | None = field(default=None, metadata={"json": "StopTimeout"})
 
 
-_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# \Z, not $: Python's $ also matches before a final newline.
+_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
 MIN_MEMORY = 6 * 1024 * 1024
 
 

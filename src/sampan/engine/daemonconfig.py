@@ -12,7 +12,6 @@ import grp
 import ipaddress
 import json
 import os
-import pwd
 import re
 import shutil
 from dataclasses import dataclass, field, fields
@@ -110,6 +109,7 @@ class DaemonConfig:
     default_ulimits: dict[str, UlimitEntry] = field(default_factory=dict,
                                                     metadata=_key("default-ulimits"))
     debug: bool = field(default=False, metadata=_key("debug"))
+    labels: list[str] = field(default_factory=list, metadata=_key("labels"))  # key=value
     group: str = field(default=DEFAULT_GROUP, metadata=_key("group"))
     cgroup_parent: str = field(default=DEFAULT_CGROUP_PARENT, metadata=_key("cgroup-parent"))
     tls: bool = field(default=False, metadata=_key("tls"))
@@ -160,7 +160,7 @@ class DaemonConfig:
             registry_mirrors=list(self.registry_mirrors), address_pools=self.address_pools(),
             bridge=self.bridge, firewall_backend=self.firewall_backend,
             container_defaults=self.container_defaults(), live_restore=self.live_restore,
-            debug=self.debug)
+            debug=self.debug, labels=list(self.labels), userns_remap=self.userns_remap)
 
 
 def load_seccomp_profile(value: str) -> str:
@@ -246,6 +246,9 @@ def validate(c: DaemonConfig) -> None:
             raise ConfigError(f"insecure-registries: invalid registry {entry!r}")
     for mirror in c.registry_mirrors:
         _check_mirror(mirror)
+    for label in c.labels:
+        if not label.partition("=")[0] or "=" not in label:
+            raise ConfigError(f"labels: invalid label {label!r}: want key=value")
     _check_log(c)
     for i, pool in enumerate(c.default_address_pools):
         _check_pool(pool, f"default-address-pools[{i}]")
@@ -266,8 +269,6 @@ def validate(c: DaemonConfig) -> None:
     load_seccomp_profile(c.seccomp_profile)
     if c.userns_remap:
         check_userns_remap(c.userns_remap)
-        raise ConfigError("userns-remap: user namespace remapping is not supported yet by "
-                          "sampand (the value is valid: remove it to start)")
 
 
 def parse_host(host: str) -> tuple[str, str]:
@@ -400,32 +401,15 @@ def socket_group(c: DaemonConfig) -> int:
 
 
 def check_userns_remap(value: str) -> tuple[str, str]:
-    """``default`` or ``user[:group]``, the user having ranges in /etc/subuid and subgid."""
-    user, _, group = value.partition(":")
-    if user == "default":
-        if group:
-            raise ConfigError("userns-remap: 'default' takes no group")
-        return "dockremap", "dockremap"
-    if not user:
-        raise ConfigError(f"userns-remap: invalid value {value!r} (want default or "
-                          "user[:group])")
-    try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except KeyError:
-        raise ConfigError(f"userns-remap: no such user {user!r}") from None
-    group = group or entry.pw_name
-    for path, name in (("/etc/subuid", entry.pw_name), ("/etc/subgid", group)):
-        if not _has_range(path, name):
-            raise ConfigError(f"userns-remap: no subordinate ids for {name!r} in {path}")
-    return entry.pw_name, group
+    """``default`` or ``user[:group]``, the user having ranges in /etc/subuid and subgid
+    (``default``'s user and ranges are made at start when missing, as dockerd does)."""
+    from .userns import RemapError, load_map
 
-
-def _has_range(path: str, name: str) -> bool:
     try:
-        with open(path) as f:
-            return any(line.split(":", 1)[0] == name for line in f)
-    except OSError:
-        return False
+        idmap = load_map(value)
+    except RemapError as exc:
+        raise ConfigError(str(exc)) from None
+    return idmap.user, idmap.group
 
 
 # Command-line flags -------------------------------------------------------------------------

@@ -68,6 +68,8 @@ class EngineOptions:
     container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     live_restore: bool = True  # false: containers are stopped when sampand stops
     debug: bool = False
+    labels: list[str] = field(default_factory=list)  # the daemon's (docker info's Labels)
+    userns_remap: str = ""  # daemon.json's userns-remap (engine/userns.py)
 
 
 class Engine:
@@ -95,11 +97,19 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.containers.runtimes = self.runtimes
         self.containers.defaults = options.container_defaults
+        if options.userns_remap:
+            from .daemonconfig import ConfigError
+            from .userns import Remap, RemapError
+
+            try:
+                self.containers.userns = Remap.load(options.userns_remap, options.data_root,
+                                                   self.images.snapshots.name)
+            except RemapError as exc:
+                raise ConfigError(str(exc)) from None
         self.execs = Execs(self.containers, self.monitors)
         self.events = EventLog()
-        self.health = Healthchecks(
-            self.execs, lambda c, status: self._container_event(f"health_status: {status}", c),
-            self.containers.store.save)
+        self.health = Healthchecks(self.execs, self._container_event,
+                                   self.containers.store.save)
         self.containers.watchers.append(self.health)
         from ..volumes import VolumeService
 
@@ -127,8 +137,10 @@ class Engine:
 
         await asyncio.gather(*(stop(c) for c in running))
 
-    def _container_event(self, action: str, c: Container) -> None:
-        attributes = {**(c.config.get("Labels") or {}), "image": c.image, "name": c.name}
+    def _container_event(self, action: str, c: Container,
+                         extra: dict[str, str] | None = None) -> None:
+        attributes = {**(c.config.get("Labels") or {}), **(extra or {}), "image": c.image,
+                      "name": c.name}
         if action == "die":
             attributes["exitCode"] = str(c.state.exit_code)
         self.events.publish(Event("container", action, c.id, attributes))
@@ -157,8 +169,19 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         await self.networking.run(self.networking.start)
         await self.containers.restore()
+        self._drop_stale_pins()
         await self.networking.run(
             self.networking.restore, {c.id: c for c in self.containers.all() if c.state.running})
+
+    def _drop_stale_pins(self) -> None:
+        """A create cut short by a crash pinned its image for a container it never
+        recorded: without this, `rmi` would refuse for ever ("image is being used")."""
+        known = {c.id for c in self.containers.all()}
+        for row in self.images.db.query("SELECT image_id, holder FROM image_users"):
+            if row["holder"] not in known:
+                log.info("image %s: dropping the pin of unknown container %s",
+                         row["image_id"][7:19], row["holder"][:12])
+                self.images.unpin(row["image_id"], row["holder"])
 
     def close(self) -> None:
         self.health.close()

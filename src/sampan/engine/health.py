@@ -8,7 +8,10 @@ the container as ``docker exec`` does. A probe that outlives Timeout is killed a
 a failure (exit -1). Exit 0 makes the container ``healthy`` and resets FailingStreak;
 Retries failures in a row make it ``unhealthy`` (failures during the start period do not
 count until a probe succeeded). State.Health keeps the last five results, and each change
-of status is a ``health_status: <status>`` event.
+of status is a ``health_status: <status>`` event. Each probe is also an exec as dockerd's
+events show it: ``exec_create: <cmd>``, ``exec_start: <cmd>`` (the command as Go joins
+entrypoint and arguments: ``true `` keeps its space) and ``exec_die`` with its ``execID``
+and ``exitCode``.
 """
 
 from __future__ import annotations
@@ -166,10 +169,10 @@ def record(c: Container, cfg: HealthConfig, probe: Probe) -> str | None:
 class Healthchecks:
     """A probing task per running container that has a healthcheck (a ``Watcher``)."""
 
-    def __init__(self, execs: Execs, changed: Callable[[Container, str], None],
+    def __init__(self, execs: Execs, event: Callable[[str, Container, dict[str, str]], None],
                  save: Callable[[Container], None]) -> None:
         self.execs = execs
-        self._changed = changed
+        self._event = event
         self._save = save
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -217,22 +220,31 @@ class Healthchecks:
             changed = record(c, cfg, probe)
             self._save(c)
             if changed:
-                self._changed(c, changed)
+                self._event(f"health_status: {changed}", c, {})
 
     async def probe(self, c: Container, cfg: HealthConfig) -> Probe:
         """Run the test once as an exec session; its result."""
         start = rfc3339()
         session = self.execs.create(c.id, {"Cmd": cfg.test, "AttachStdout": True,
                                            "AttachStderr": True})
+        ident = {"execID": session.id}
+        command = cfg.test[0] + " " + " ".join(cfg.test[1:])
+        self._event(f"exec_create: {command}", c, ident)
         output = bytearray()
+        truncated = False
+        started = False
         try:
             att = await self.execs.start(session.id, detach=False)
             assert att is not None
+            started = True
+            self._event(f"exec_start: {command}", c, ident)
 
             async def collect() -> None:
+                nonlocal truncated
                 while (item := await att.recv()) is not None:
-                    if len(output) < MAX_OUTPUT:
-                        output.extend(item[1][:MAX_OUTPUT - len(output)])
+                    room = MAX_OUTPUT - len(output)
+                    output.extend(item[1][:max(room, 0)])
+                    truncated = truncated or len(item[1]) > room
                 await session.done.wait()
 
             try:
@@ -241,14 +253,21 @@ class Healthchecks:
                 if session.pid:
                     with suppress(ProcessLookupError):
                         os.kill(session.pid, signal.SIGKILL)
+                with suppress(TimeoutError):  # its exit, for exec_die
+                    await asyncio.wait_for(session.done.wait(), 5)
+                text = output.decode(errors="replace") + ("..." if truncated else "")
                 return Probe(start, rfc3339(), -1, "Health check exceeded timeout "
-                             f"({duration_text(cfg.timeout)})")
+                             f"({duration_text(cfg.timeout)})" + (f": {text}" if text else ""))
             finally:
                 att.close()
         finally:
             self.execs.discard(session.id)
+            if started:
+                code = session.exit_code if session.exit_code is not None else -1
+                self._event("exec_die", c, {**ident, "exitCode": str(code)})
         code = session.exit_code if session.exit_code is not None else -1
-        return Probe(start, rfc3339(), code, output.decode(errors="replace"))
+        text = output.decode(errors="replace") + ("..." if truncated else "")
+        return Probe(start, rfc3339(), code, text)
 
 
 def status_suffix(c: Container) -> str:

@@ -11,13 +11,17 @@ by max-size and max-file, gzipped as ``.1.gz`` … with compress). Why this spli
   (conmon costs about 2 MB; a second writer process per container would cost more);
 - nothing is lost across sampand's restart: the shipper records how far it got (inode and
   offset, in ``journal.pos``) and a restarted sampand resumes there;
-- conmon's own rotation (``--log-size-max``) bounds the journal; sampand keeps the journal
-  open, so a rotation while it runs loses nothing (it drains the replaced file first).
-  While sampand is down, a journal that passes its bound restarts, dropping the older part
-  of what was written meanwhile. The bound is max-size times max-file (what json-file keeps
-  at most anyway) but at least ``JOURNAL_FLOOR`` (while sampand runs, only a burst larger
-  than that between two ships could skip a replaced journal), or ``JOURNAL_CAP`` without
-  max-size;
+- conmon rotates a k8s-file by replacing it, which drops everything in it: had its
+  bound been max-size times max-file, a container logging more than that while sampand
+  is down would be left with only what followed the replacement, less than json-file
+  keeps. So the bound (``--log-size-max``) is only a guard for the disk while sampand is
+  down: ``JOURNAL_DOWN_FACTOR`` times what json-file keeps, at least ``JOURNAL_CAP``;
+  up to there, everything written meanwhile is shipped on restart and json-file keeps
+  its newest part, as if it had been written live. While sampand runs, what it has
+  shipped is punched out of the journal (``fallocate`` PUNCH_HOLE: the file keeps its
+  offsets, conmon appends on, the blocks are freed), so the journal holds only what is
+  not shipped yet; a replacement while sampand runs loses nothing either (it keeps the
+  journal open and drains the replaced file first);
 - the journal of a finished run is shipped and removed before the next start.
 
 ``logs`` reads the json-file set (rotated files oldest first), so it shows exactly what is
@@ -33,6 +37,7 @@ import asyncio
 import json
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -45,8 +50,9 @@ from .errors import InvalidParameter
 STDOUT, STDERR = "stdout", "stderr"
 JOURNAL = "journal.log"
 POSITION = "journal.pos"
-JOURNAL_CAP = 32 * 1024 * 1024
-JOURNAL_FLOOR = 1024 * 1024  # a burst up to this between two ships is never lost
+JOURNAL_CAP = 256 * 1024 * 1024  # the least a container may log while sampand is down
+JOURNAL_DOWN_FACTOR = 8  # … or this many times what json-file keeps
+PUNCH_EVERY = 1024 * 1024  # shipped bytes freed from the journal in steps of this
 SHIP_INTERVAL = 0.2
 CHUNK = 256 * 1024  # read at most this much at once: memory stays bounded
 BACKLOG = 4 * 1024 * 1024  # a follower this far behind reads on from the files
@@ -81,9 +87,11 @@ class LogOptions:
 
     @property
     def journal_limit(self) -> int:
+        """conmon's --log-size-max: a guard for the disk while sampand is down (see the
+        module's docstring)."""
         if not self.max_size:
             return JOURNAL_CAP
-        return max(self.max_size * self.max_file, JOURNAL_FLOOR)
+        return max(self.max_size * self.max_file * JOURNAL_DOWN_FACTOR, JOURNAL_CAP)
 
 
 def parse_size(text: str) -> int:
@@ -192,11 +200,23 @@ def parse_json_line(line: bytes) -> LogEntry | None:
 class JsonFileWriter:
     """Appends entries to ``path``, rotating as dockerd's json-file does: before a write,
     a file at max-size or more moves to ``.1`` (``.1`` to ``.2`` …, the oldest dropped);
-    with max-file 1 it is truncated instead."""
+    with max-file 1 it is truncated instead.
+
+    With compress the rotated file is renamed to ``.1`` at once and gzipped to ``.1.gz``
+    by a thread, as dockerd compresses in a goroutine: the writes (made on the event
+    loop) never wait for gzip, except a rotation that comes before the previous
+    compression is done. Readers take ``.1`` over ``.1.gz`` while both exist."""
 
     def __init__(self, path: str, options: LogOptions) -> None:
         self.path = path
         self.options = options
+        self._compressing: threading.Thread | None = None
+
+    def wait(self) -> None:
+        """Until the rotated file being compressed is ``.1.gz``."""
+        if self._compressing is not None:
+            self._compressing.join()
+            self._compressing = None
 
     def write(self, entries: list[LogEntry]) -> None:
         if not entries:
@@ -230,26 +250,53 @@ class JsonFileWriter:
                 os.truncate(self.path, 0)
             return
         suffix = ".gz" if self.options.compress else ""
+        if self.options.compress:
+            self.wait()
+            if os.path.exists(f"{self.path}.1"):  # left by a sampand that stopped meanwhile
+                _gzip(f"{self.path}.1")
         for name in (f"{self.path}.{keep - 1}", f"{self.path}.{keep - 1}.gz"):
             with suppress(FileNotFoundError):
                 os.unlink(name)
         for n in range(keep - 2, 0, -1):
             with suppress(FileNotFoundError):
                 os.rename(f"{self.path}.{n}{suffix}", f"{self.path}.{n + 1}{suffix}")
-        if not self.options.compress:
-            with suppress(FileNotFoundError):
-                os.rename(self.path, f"{self.path}.1")
-            return
-        import gzip
-        import shutil
-
-        tmp = f"{self.path}.1.gz.tmp"
-        with suppress(FileNotFoundError), open(self.path, "rb") as src, \
-                gzip.open(tmp, "wb") as dest:
-            shutil.copyfileobj(src, dest)
         with suppress(FileNotFoundError):
-            os.rename(tmp, f"{self.path}.1.gz")
-            os.unlink(self.path)
+            os.rename(self.path, f"{self.path}.1")
+        if self.options.compress and os.path.exists(f"{self.path}.1"):
+            # not a daemon thread: a stopping sampand finishes the file it started
+            self._compressing = threading.Thread(target=_gzip, args=(f"{self.path}.1",),
+                                                 name="log-gzip")
+            self._compressing.start()
+
+
+def _gzip(name: str) -> None:
+    """``name`` to ``name.gz`` (written aside, then renamed; ``name`` removed after)."""
+    import gzip
+    import shutil
+
+    tmp = f"{name}.gz.tmp"
+    try:
+        with open(name, "rb") as src, gzip.open(tmp, "wb") as dest:
+            shutil.copyfileobj(src, dest, CHUNK)
+        os.rename(tmp, f"{name}.gz")
+        os.unlink(name)
+    except OSError:
+        with suppress(OSError):
+            os.unlink(tmp)
+
+
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 1, 2
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """fallocate(2) PUNCH_HOLE | KEEP_SIZE: the range reads as zeros and takes no disk."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    if libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE | _FALLOC_FL_PUNCH_HOLE, offset, length) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
 def _write_all(fd: int, parts: list[bytes]) -> None:
@@ -272,6 +319,7 @@ class Shipper:
         self._fd = -1
         self._ino = 0
         self._offset = 0
+        self._punched = 0  # the journal's bytes before this are freed
         self._load()
 
     def _load(self) -> None:
@@ -290,15 +338,26 @@ class Shipper:
 
     def _open(self) -> bool:
         """Open the journal now at its path (a different file: start from its top)."""
-        try:
-            fd = os.open(self.journal, os.O_RDONLY | os.O_CLOEXEC)
+        try:  # writable: for the punching of what is shipped
+            fd = os.open(self.journal, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
         ino = os.fstat(fd).st_ino
         if ino != self._ino:
             self._ino, self._offset = ino, 0
         self._fd = fd
+        self._punched = 0
         return True
+
+    def _punch(self) -> None:
+        """Free the journal's blocks that are shipped (offsets and conmon's appends are
+        unaffected); a filesystem that cannot is left as it is."""
+        end = self._offset - self._offset % 4096
+        if end - self._punched < PUNCH_EVERY:
+            return
+        with suppress(OSError):
+            punch_hole(self._fd, self._punched, end - self._punched)
+        self._punched = end
 
     def _drain(self) -> int:
         """Ship the complete lines past our offset in the open journal."""
@@ -316,6 +375,7 @@ class Shipper:
             self._offset += end
             shipped += len(entries)
             self._save()
+            self._punch()
 
     def ship(self) -> int:
         """Ship everything written so far; the number of entries shipped."""

@@ -42,6 +42,13 @@ class Runtimes:
             self._cache[name] = OCIRuntime(info.path, self.root, info.args)
         return self._cache[name]
 
+    def replace(self, entries: dict[str, RuntimeInfo], default: str) -> None:
+        """A reloaded configuration's runtimes (a changed one is opened anew)."""
+        for name, info in self.entries.items():
+            if entries.get(name) != info:
+                self._cache.pop(name, None)
+        self.entries, self.default = entries, default
+
     def monitor_config(self, base: MonitorConfig, name: str | None) -> MonitorConfig:
         """conmon's settings for a container of runtime ``name``."""
         info = self.entries[self.resolve(name)]

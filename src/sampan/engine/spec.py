@@ -34,6 +34,7 @@ from .record import Container
 
 if TYPE_CHECKING:
     from .networking import Sandbox
+    from .userns import Remap
 
 CGROUP_PARENT = "/sampan"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
@@ -129,7 +130,7 @@ def write_files(directory: str, texts: dict[str, str]) -> dict[str, str]:
 def build_spec(container: Container, image: ImageConfig, rootfs: str, directory: str,
                cgroup_parent: str = CGROUP_PARENT,
                defaults: ContainerDefaults | None = None, sandbox: Sandbox | None = None,
-               ) -> dict[str, Any]:
+               remap: Remap | None = None) -> dict[str, Any]:
     """The config.json of ``container`` whose root filesystem is mounted at ``rootfs``."""
     defaults = defaults or ContainerDefaults()
     config = parse_config(container.config)
@@ -202,6 +203,10 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
         if not sandbox.host:
             linux["namespaces"].append(
                 {"type": "network", **({"path": sandbox.netns} if sandbox.netns else {})})
+    if remap is not None:  # --userns-remap: the container's root is the remapped range's
+        linux["namespaces"].insert(0, {"type": "user"})
+        linux.update(remap.idmap.oci())
+        remap.own_container_files(container, list(files.values()))
     linux["cgroupsPath"] = f"{cgroup_parent.rstrip('/')}/{container.id}"
     linux["resources"] = _resources(host)
     if host.privileged:

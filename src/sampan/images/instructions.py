@@ -36,12 +36,14 @@ class ChangeError(ValueError):
 # The shell lexer ---------------------------------------------------------------------------
 
 class _Lexer:
-    """buildkit's shell.Lex over one string: quote removal and variable expansion."""
+    """buildkit's shell.Lex over one string: quote removal and variable expansion, with
+    the Dockerfile's escape character (a backslash, or a backtick after ``# escape=``)."""
 
-    def __init__(self, text: str, env: dict[str, str]) -> None:
+    def __init__(self, text: str, env: dict[str, str], escape: str = "\\") -> None:
         self.text = text
         self.pos = 0
         self.env = env
+        self.escape = escape
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -77,7 +79,7 @@ class _Lexer:
             return self.double_quoted()
         if char == "$":
             return self.dollar()
-        if char == "\\":
+        if char == self.escape:
             return self.take()
         return char
 
@@ -100,7 +102,7 @@ class _Lexer:
                 return "".join(out)
             if char == "$":
                 out.append(self.dollar())
-            elif char == "\\" and self.peek() in ('"', "$", "\\"):
+            elif char == self.escape and self.peek() in ('"', "$", self.escape):
                 out.append(self.take())
             else:
                 out.append(char)
@@ -153,16 +155,19 @@ class _Lexer:
             out.append(self.unquoted(char))
 
 
-def expand_word(text: str, env: dict[str, str]) -> str:
-    return _Lexer(text, env).words(split=False)[0]
+def expand_word(text: str, env: dict[str, str], escape: str = "\\") -> str:
+    """One word, quotes removed and variables expanded (buildkit's ProcessWord)."""
+    return _Lexer(text, env, escape).words(split=False)[0]
 
 
-def expand_words(text: str, env: dict[str, str]) -> list[str]:
-    return _Lexer(text, env).words(split=True)
+def expand_words(text: str, env: dict[str, str], escape: str = "\\") -> list[str]:
+    """The words of ``text``, split at unquoted blanks, then as ``expand_word``."""
+    return _Lexer(text, env, escape).words(split=True)
 
 
-def _raw_words(text: str) -> list[str]:
-    """Whitespace-separated words, quotes and escapes kept (Docker's parseWords)."""
+def split_words(text: str, escape: str = "\\") -> list[str]:
+    """Whitespace-separated words, quotes and escapes kept (Docker's parseWords); the
+    escape character escapes nothing inside single quotes."""
     words: list[str] = []
     word = ""
     quote = ""
@@ -171,7 +176,7 @@ def _raw_words(text: str) -> list[str]:
         if escaped:
             word += char
             escaped = False
-        elif char == "\\":
+        elif char == escape and quote != "'":
             word += char
             escaped = True
         elif quote:
@@ -236,24 +241,25 @@ def _command(rest: str) -> list[str]:
     return [*_SHELL, rest] if rest else list(_SHELL)
 
 
-def _pairs(keyword: str, rest: str, env: dict[str, str]) -> list[tuple[str, str]]:
+def pairs(keyword: str, rest: str, env: dict[str, str], escape: str = "\\",
+          ) -> list[tuple[str, str]]:
     """ENV and LABEL: ``k=v ...`` (or the legacy ``k value``), keys and values expanded."""
     if not rest:
         raise ChangeError(f"{keyword} requires at least one argument")
-    words = _raw_words(rest)
+    words = split_words(rest, escape)
     if "=" not in words[0]:
         parts = rest.split(None, 1)
         if len(parts) < 2:
             raise ChangeError(f"{keyword} must have two arguments")
-        return [(expand_word(parts[0], env), expand_word(parts[1], env))]
-    pairs = []
+        return [(expand_word(parts[0], env, escape), expand_word(parts[1], env, escape))]
+    found = []
     for word in words:
         if "=" not in word:
             raise ChangeError(f'Syntax error - can\'t find = in "{word}". Must be of the form: '
                               "name=value")
         key, _, value = word.partition("=")
-        pairs.append((expand_word(key, env), expand_word(value, env)))
-    return pairs
+        found.append((expand_word(key, env, escape), expand_word(value, env, escape)))
+    return found
 
 
 def _port_range(text: str) -> range:
@@ -291,7 +297,8 @@ def parse_duration(text: str) -> int:
     return -round(total) if match[1] == "-" else round(total)
 
 
-def _healthcheck(rest: str) -> HealthConfig:
+def parse_healthcheck(rest: str) -> HealthConfig:
+    """HEALTHCHECK's arguments (``--interval=…`` flags, then ``NONE`` or ``CMD …``)."""
     flags: dict[str, str] = {}
     while match := re.match(r"--(\S*)\s*", rest):
         name, _, value = match[1].partition("=")
@@ -374,7 +381,7 @@ def _entrypoint(state: _State, rest: str) -> None:
 
 def _env(state: _State, rest: str) -> None:
     env = list(state.config.env or [])
-    for key, value in _pairs("ENV", rest, state.env):
+    for key, value in pairs("ENV", rest, state.env):
         item = f"{key}={value}"
         at = next((i for i, e in enumerate(env) if e.partition("=")[0] == key), None)
         if at is None:
@@ -387,7 +394,7 @@ def _env(state: _State, rest: str) -> None:
 
 def _label(state: _State, rest: str) -> None:
     labels = dict(state.config.labels or {})
-    labels.update(_pairs("LABEL", rest, state.env))
+    labels.update(pairs("LABEL", rest, state.env))
     state.config.labels = labels
 
 
@@ -447,7 +454,7 @@ def _onbuild(state: _State, rest: str) -> None:
 
 
 def _health(state: _State, rest: str) -> None:
-    state.config.healthcheck = _healthcheck(rest)
+    state.config.healthcheck = parse_healthcheck(rest)
 
 
 _DISPATCH: dict[str, Callable[[_State, str], None]] = {

@@ -30,10 +30,11 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32
 _REMOTE = f"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _NAME = f"(?:{_DOMAIN}/)?{_REMOTE}"
 
-_REFERENCE_RE = re.compile(f"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$", re.ASCII)
-_ANCHORED_NAME_RE = re.compile(f"^(?:({_DOMAIN})/)?({_REMOTE})$", re.ASCII)
-_TAG_RE = re.compile(f"^{_TAG}$", re.ASCII)
-_IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
+# Anchored with \Z: Python's $ also matches before a final newline, Go's does not.
+_REFERENCE_RE = re.compile(f"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?\\Z", re.ASCII)
+_ANCHORED_NAME_RE = re.compile(f"^(?:({_DOMAIN})/)?({_REMOTE})\\Z", re.ASCII)
+_TAG_RE = re.compile(f"^{_TAG}\\Z", re.ASCII)
+_IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}\Z")
 
 
 class InvalidReference(ValueError):

@@ -49,7 +49,8 @@ ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 # containerd and Docker's OCI exports put the full image name here.
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+# \Z, not $: Python's $ also matches before a final newline.
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 
 
@@ -222,7 +223,7 @@ class ImageConfig:
 def _load(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # also too deep, or too many digits
         raise DecodeError("", f"{what} is not valid JSON: {exc}") from None
 
 

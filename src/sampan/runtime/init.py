@@ -63,9 +63,15 @@ def run_stage1(ctx: InitContext) -> NoReturn:
         # Open every namespace first: once in the container's mount namespace, the host's
         # /proc/<pid>/ns paths are gone.
         fds = {kind: _open_ns(path) for kind, path in ctx.join.items()}
-        # A user namespace comes first so that the others are owned by it.
-        if "user" in fds:
-            _setns(fds.pop("user"), ctx.join["user"], k.CLONE_NEWUSER)
+        user = fds.pop("user", None)
+        if user is not None or ctx.userns:
+            # As runc's nsexec: join what we can while still the host's root (a network
+            # namespace the engine made belongs to the host's user namespace, and a
+            # process in a child user namespace may not enter it), then the user
+            # namespace, then the rest (those owned by the container's user namespace).
+            fds = _join_while_privileged(fds)
+        if user is not None:
+            _setns(user, ctx.join["user"], k.CLONE_NEWUSER)
         if ctx.userns:
             k.unshare(k.CLONE_NEWUSER)
             ctx.channel.send("userns")
@@ -94,6 +100,20 @@ def run_stage1(ctx: InitContext) -> NoReturn:
         os._exit(0)
     except BaseException as exc:
         _fail(ctx.channel, exc)
+
+
+def _join_while_privileged(fds: dict[str, int]) -> dict[str, int]:
+    """setns into each namespace the host's root may enter; those refused (EPERM) are
+    returned for after the user namespace."""
+    left = {}
+    for kind, fd in fds.items():
+        try:
+            k.setns(fd, k.NAMESPACE_FLAGS[kind])
+        except PermissionError:
+            left[kind] = fd
+            continue
+        os.close(fd)
+    return left
 
 
 def _open_ns(path: str) -> int:

@@ -11,6 +11,7 @@ so a crash leaves at worst an orphan directory that ``cleanup`` removes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 import shutil
@@ -24,11 +25,12 @@ from typing import BinaryIO, ClassVar
 
 from ..archive.changes import Change
 from ..archive.unpack import ApplyResult
-from ..archive.writer import LayerEntry, write_layer
+from ..archive.writer import LayerEntry, Owners, write_layer
 from ..metadata import Database
 from .mount import Mount
 
 ACTIVE, VIEW, COMMITTED = "active", "view", "committed"
+OWNERS_FILE = "owners.json"  # see set_owners
 
 
 class SnapshotError(Exception):
@@ -249,10 +251,36 @@ class Snapshotter(ABC):
         info = self.stat(key)
         return self._diff(info, self.parents(info))
 
+    def entries(self, key: str) -> Iterable[LayerEntry]:
+        """The snapshot's changes over its parent as layer entries (what ``write_diff``
+        writes), for callers that filter them before writing a layer."""
+        info = self.stat(key)
+        return self._entries(info, self.parents(info))
+
+    def lower_dirs(self, key: str) -> list[str]:
+        """The directories of the snapshot's parents, nearest first."""
+        return [self.fs(p) for p in self.parents(self.stat(key))]
+
+    def set_owners(self, key: str, owners: Owners) -> None:
+        """Record that the snapshot's own files carry a remapped container's host ids
+        (--userns-remap), so that its layer is written with the container's."""
+        path = os.path.join(self.stat(key).directory, OWNERS_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump({"uids": owners.uids, "gids": owners.gids}, f)
+        os.replace(path + ".tmp", path)
+
+    def owners(self, info: Info) -> Owners | None:
+        try:
+            with open(os.path.join(info.directory, OWNERS_FILE)) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return None
+        return Owners(tuple(tuple(r) for r in data["uids"]),
+                      tuple(tuple(r) for r in data["gids"]))
+
     def write_diff(self, key: str, out: BinaryIO) -> tuple[str, int]:
         """A layer tar of the snapshot's changes into ``out``: (diff ID, length)."""
-        info = self.stat(key)
-        return write_layer(self._entries(info, self.parents(info)), out)
+        return write_layer(self.entries(key), out)
 
     # Backend ------------------------------------------------------------------------------
 

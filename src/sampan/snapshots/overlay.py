@@ -62,7 +62,7 @@ class OverlaySnapshotter(Snapshotter):
         return overlay_changes(self.fs(info), self._lowers(parents))
 
     def _entries(self, info: Info, parents: list[Info]) -> Iterable[LayerEntry]:
-        return upper_entries(self.fs(info))
+        return upper_entries(self.fs(info), self.owners(info))
 
 
 def overlay_supported(root: str) -> bool:

@@ -42,6 +42,7 @@ GROUPS: dict[str, dict[str, str | tuple[str, str]]] = {
         "ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "build": "build",
         "inspect": ("images", "inspect"), "prune": ("images", "prune")},
     "system": {"info": "info", "events": "events", "df": ("system", "df"),
+               "check": ("check", "check"),
                "prune": ("system", "prune")},
     "network": {**{n: ("networks", n) for n in ("create", "ls", "rm", "inspect", "connect",
                                                 "disconnect", "prune")},

@@ -4,7 +4,8 @@ The context directory is sent as a tar, without what its .dockerignore excludes 
 Dockerfile and .dockerignore themselves always go); `-` reads a tar or a bare Dockerfile
 from stdin. A Dockerfile given with -f outside the context is added to the tar under a
 name of its own, as the docker CLI does. The daemon's step-by-step output is the progress
-view; a failing step's message goes to stderr and its exit code is the command's.
+view (a base image's pull shows its steps); a failing step's message goes to stderr and its
+exit code is the command's.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ def build(cli: Cli, argv: list[str]) -> int:
             elif "stream" in message and not p.quiet:
                 sys.stdout.write(message["stream"])
                 sys.stdout.flush()
+            elif "status" in message and not p.quiet and \
+                    not (message.get("progressDetail") or {}).get("current"):
+                # a base image's pull: its steps, without the byte counts
+                prefix = f"{message['id']}: " if message.get("id") else ""
+                sys.stdout.write(f"{prefix}{message['status']}\n")
     if p.quiet and image_id:
         sys.stdout.write(image_id + "\n")
     if p.iidfile and image_id:

@@ -244,14 +244,14 @@ class ImageRow:
     @property
     def SharedSize(self) -> str:
         shared = self.i.get("SharedSize", -1)
-        return "N/A" if shared is None or shared < 0 else humanize.size(shared)
+        return "N/A" if shared is None or shared < 0 else humanize.human_size(shared)
 
     @property
     def UniqueSize(self) -> str:
         shared = self.i.get("SharedSize", -1)
         if shared is None or shared < 0:
             return "N/A"
-        return humanize.size((self.i.get("Size") or 0) - shared)
+        return humanize.human_size((self.i.get("Size") or 0) - shared)
 
     @property
     def Containers(self) -> str:

@@ -156,8 +156,11 @@ def server_lines(s: dict[str, Any]) -> list[str]:
             f" Name: {s.get('Name', '')}",
             *([f" ID: {s['ID']}"] if s.get("ID") else []),
             f" Docker Root Dir: {s.get('DockerRootDir', '')}",
-            f" Debug Mode: {str(bool(s.get('Debug'))).lower()}",
-            f" Experimental: {str(bool(s.get('ExperimentalBuild'))).lower()}"]
+            f" Debug Mode: {str(bool(s.get('Debug'))).lower()}"]
+    if s.get("Labels"):
+        out.append(" Labels:")
+        out += [f"  {label}" for label in s["Labels"]]
+    out.append(f" Experimental: {str(bool(s.get('ExperimentalBuild'))).lower()}")
     registry = s.get("RegistryConfig") or {}
     insecure = list(registry.get("InsecureRegistryCIDRs") or [])
     insecure += [name for name, conf in (registry.get("IndexConfigs") or {}).items()
@@ -224,12 +227,14 @@ def df(cli: Cli, argv: list[str]) -> int:
     p = parse("system df", "[OPTIONS]", "Show docker disk usage", opts, argv, 0, 0)
     if p is None:
         return 0
-    if p.verbose:  # docker's per-object tables are not written yet: say so, not a summary
-        raise CommandError("system df --verbose is not supported by sampan yet "
-                           "(the docker CLI shows it from sampand: docker system df -v)")
     from ..output import render
 
     data = cli.client.get("/system/df")
+    if p.verbose:
+        from .diskusage import verbose
+
+        verbose(data, p.format)
+        return 0
     render(p.format or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t"
            "{{.Reclaimable}}", df_rows(data), DF_HEADERS)
     return 0
