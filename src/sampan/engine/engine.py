@@ -106,7 +106,7 @@ class Engine:
                                                    self.images.snapshots.name)
             except RemapError as exc:
                 raise ConfigError(str(exc)) from None
-        self.execs = Execs(self.containers, self.monitors)
+        self.execs = Execs(self.containers, self.monitors, self._container_event)
         self.events = EventLog()
         self.health = Healthchecks(self.execs, self._container_event,
                                    self.containers.store.save)
