@@ -40,6 +40,7 @@ class Daemon:
         # another sampand's, nor does one test daemon's shutdown remove another's.
         self.bridge = "sb" + "".join(ch for ch in os.path.basename(base) if ch.isalnum())[-10:]
         self.nft_table = "sampan_" + self.bridge
+        self.firewall = "nftables"  # the firewall backend it is started with
         self.log = os.path.join(base, "sampand.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "DOCKER_HOST": self.host,
@@ -159,6 +160,18 @@ def started_daemon(cgroup_parent: str | None = None) -> Iterator[Daemon]:
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[Daemon]:
     with started_daemon() as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def iptables_daemon() -> Iterator[Daemon]:
+    """A second sampand whose firewall backend is iptables (network tests run on both)."""
+    from .spawn import spawned
+
+    with spawned(["--firewall-backend", "iptables"]) as d:
+        d.firewall = "iptables"
+        d.start()
+        d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
         yield d
 
 

@@ -3,6 +3,7 @@ pty), docker run -it, and docker-py's exec_run."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -28,6 +29,24 @@ def running(daemon: Daemon) -> Iterator[str]:
 def test_exec_output_and_exit_code(daemon: Daemon, running: str) -> None:
     result = daemon.docker("exec", running, "sh", "-c", "echo out; echo err >&2; exit 4")
     assert (result.stdout, result.stderr, result.returncode) == ("out\n", "err\n", 4)
+
+
+def test_exec_events(daemon: Daemon, running: str) -> None:
+    """Every exec is in the events as dockerd's: exec_create: <cmd>, exec_start: <cmd>,
+    exec_die with its execID and exitCode."""
+    since = str(time.time() - 1)
+    daemon.docker("exec", running, "sh", "-c", "exit 7")
+    until = str(time.time() + 1)
+    out = daemon.ok("events", "--since", since, "--until", until, "--format", "{{json .}}",
+                    "--filter", f"container={running}")
+    seen = [json.loads(line) for line in out.splitlines()]
+    seen = [e for e in seen if e["Action"].startswith("exec_")]
+    assert [e["Action"] for e in seen] == ["exec_create: sh -c exit 7",
+                                           "exec_start: sh -c exit 7", "exec_die"]
+    ids = {e["Actor"]["Attributes"]["execID"] for e in seen}
+    assert len(ids) == 1 and len(ids.pop()) == 64
+    assert seen[2]["Actor"]["Attributes"]["exitCode"] == "7"
+    assert seen[2]["Actor"]["Attributes"]["name"] == running
 
 
 def test_exec_stdin_detached_and_options(daemon: Daemon, running: str) -> None:

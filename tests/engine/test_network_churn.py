@@ -1,6 +1,7 @@
 """Churn through sampand (issue 5, check 4): 100 ``run --rm`` with ``-p`` on a user network,
-then the network removed: the host's links, addresses, routes, sampan's nft table, network
-namespaces and mounts (the daemon's, and every nsfs mount) are as they were before."""
+then the network removed: the host's links, addresses, routes, sampan's rules (with either
+firewall backend), network namespaces and mounts (the daemon's, and every nsfs mount) are
+as they were before."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import subprocess
 
 from tests.engine.conftest import Daemon
-from tests.engine.test_network_modes import net_daemon
+from tests.engine.test_network_modes import firewall_rules, net_daemon
 
 __all__ = ["net_daemon"]
 RUNS = 100
@@ -46,7 +47,7 @@ def host_state(d: Daemon) -> dict[str, object]:
         "links": links,
         "addresses": _run("ip", "-o", "addr", "show"),
         "routes": _run("ip", "route", "show", "table", "all").replace(" linkdown", ""),
-        "table": _run("nft", "list", "table", "ip", d.nft_table),
+        "table": firewall_rules(d),
         "namespaces": namespaces,
         "mounts": mounts,
         "allocated": {n: s["allocated"] for n, s in ipam.get("networks", {}).items()},

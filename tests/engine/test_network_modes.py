@@ -8,6 +8,7 @@ Traffic goes only to loopback and to the containers these tests make.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -22,12 +23,25 @@ from tests.engine.conftest import FIXTURES, Daemon
 PAGE = "sampan-httpd-fixture-ok"
 
 
-@pytest.fixture(scope="module")
-def net_daemon(daemon: Daemon) -> Iterator[Daemon]:
-    """The session daemon with the httpd fixture loaded."""
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def net_daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
+    """A daemon of each firewall backend with the httpd fixture loaded: every test using
+    it is the backends' conformance suite through the docker CLI."""
+    daemon = request.getfixturevalue("daemon" if request.param == "nftables"
+                                     else "iptables_daemon")
     if "httpd" not in daemon.ok("images", "--format", "{{.Repository}}"):
         daemon.ok("load", "-i", str(FIXTURES / "httpd.docker.tar"), timeout=120)
     yield daemon
+
+
+@pytest.fixture
+def net_client(net_daemon: Daemon) -> Iterator[object]:
+    """docker-py on the daemon of the test's backend."""
+    import docker
+
+    client = docker.DockerClient(base_url=net_daemon.host, version="auto", timeout=60)
+    yield client
+    client.close()
 
 
 def httpd_image(d: Daemon) -> str:
@@ -57,9 +71,23 @@ def host_links() -> set[str]:
     return {link["ifname"] for link in json.loads(out)}
 
 
-def nft_rules(d: Daemon) -> str:
-    return subprocess.run(["nft", "list", "table", "ip", d.nft_table], capture_output=True,
-                          text=True, check=False).stdout
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+
+def firewall_rules(d: Daemon) -> str:
+    """The daemon's own rules as its backend lists them: its nftables tables, or the
+    lines of its SAMPAN-*-<bridge> chains in iptables-save and ip6tables-save."""
+    if d.firewall == "nftables":
+        return _run("nft", "list", "table", "ip", d.nft_table) + \
+            _run("nft", "list", "table", "ip6", d.nft_table)
+    return "".join(line + "\n" for tool in ("iptables-save", "ip6tables-save")
+                   for line in _run(tool).splitlines() if f"-{d.bridge} " in line + " ")
+
+
+def rule_tags(d: Daemon) -> set[str]:
+    """The owner comments (``net:<bridge>``, ``ctr:<id>``) on the daemon's rules."""
+    return set(re.findall(r'comment "?([a-z]+:[^"\s]+)', firewall_rules(d)))
 
 
 def test_bridge_mode_default(net_daemon: Daemon) -> None:
@@ -139,7 +167,7 @@ def test_publish_on_loopback_and_random_port(net_daemon: Daemon) -> None:
         d.ok("rm", "-f", "web")
     with pytest.raises(httpx.HTTPError):
         httpx.get("http://127.0.0.1:18080/", timeout=1)
-    assert "dnat to" not in nft_rules(d)
+    assert "ctr:" not in firewall_rules(d)
 
 
 UDP_ECHO = ("import socket\n"
@@ -179,7 +207,7 @@ def test_udp_publish(net_daemon: Daemon) -> None:
         d.ok("rm", "-f", "udpecho")
 
 
-def test_publish_all(net_daemon: Daemon, docker_client: object) -> None:
+def test_publish_all(net_daemon: Daemon, net_client: object) -> None:
     d = net_daemon
     d.ok("run", "-d", "--name", "pall", "-P", "--expose", "5000/udp", httpd_image(d))
     try:
@@ -188,7 +216,7 @@ def test_publish_all(net_daemon: Daemon, docker_client: object) -> None:
         assert all(ports[k] and int(ports[k][0]["HostPort"]) > 0 for k in ports)
         port = int(ports["80/tcp"][0]["HostPort"])
         assert PAGE in get(f"http://127.0.0.1:{port}/").text
-        container = docker_client.containers.get("pall")  # type: ignore[attr-defined]
+        container = net_client.containers.get("pall")  # type: ignore[attr-defined]
         assert container.ports["80/tcp"][0]["HostPort"] == str(port)
     finally:
         d.ok("rm", "-f", "pall")

@@ -14,9 +14,17 @@ from collections.abc import Iterator
 import pytest
 
 from tests.engine.conftest import Daemon
-from tests.engine.test_network_modes import PAGE, get, httpd_image, inspect, net_daemon
+from tests.engine.test_network_modes import (
+    PAGE,
+    get,
+    httpd_image,
+    inspect,
+    net_client,
+    net_daemon,
+    rule_tags,
+)
 
-__all__ = ["net_daemon"]
+__all__ = ["net_client", "net_daemon"]
 
 
 # The fixture's static busybox crashes in glibc's getaddrinfo (its wget, even with an
@@ -34,13 +42,6 @@ def links() -> set[str]:
     out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
                          check=True).stdout
     return {link["ifname"] for link in json.loads(out)}
-
-
-def nft_comments(d: Daemon) -> set[str]:
-    out = subprocess.run(["nft", "-j", "list", "table", "ip", d.nft_table], capture_output=True,
-                         text=True, check=False).stdout
-    items = json.loads(out)["nftables"] if out else []
-    return {i["rule"].get("comment", "") for i in items if "rule" in i}
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_network_lifecycle(net_daemon: Daemon, cleanup: list[str]) -> None:
     assert info["Labels"] == {"team": "net"}
     bridge = "sbr-" + net_id[:11]
     assert bridge in links()
-    assert f"net:{bridge}" in nft_comments(d)
+    assert f"net:{bridge}" in rule_tags(d)
     assert "lnet" in d.ok("network", "ls", "--filter", "label=team=net", "--format",
                           "{{.Name}}")
     dup = d.docker("network", "create", "lnet")
@@ -90,7 +91,7 @@ def test_network_lifecycle(net_daemon: Daemon, cleanup: list[str]) -> None:
     d.ok("rm", "-f", "lc1")
     d.ok("network", "rm", "lnet")
     assert bridge not in links()
-    assert f"net:{bridge}" not in nft_comments(d)
+    assert f"net:{bridge}" not in rule_tags(d)
 
 
 def test_dns_names_aliases_and_isolation(net_daemon: Daemon, cleanup: list[str]) -> None:
@@ -194,7 +195,7 @@ def test_kill9_restart_keeps_running_and_cleans_dead(net_daemon: Daemon,
     taken = d.docker("run", "--rm", "-p", "127.0.0.1:18090:80", "busybox", "true")
     assert "port is already allocated" in taken.stderr
     assert not any(name.startswith("sv" + dier_id[:10]) for name in links())
-    assert f"ctr:{dier_id}" not in nft_comments(d)
+    assert f"ctr:{dier_id}" not in rule_tags(d)
     assert not os.path.exists(f"{d.exec_root}/netns/{dier_id}")
     # the address stays reserved: a new container on rnet gets another one
     out = d.ok("run", "--rm", "--network", "rnet", "busybox", "ip", "-o", "-4", "addr",
@@ -206,10 +207,10 @@ def test_kill9_restart_keeps_running_and_cleans_dead(net_daemon: Daemon,
     assert PAGE in out
 
 
-def test_prune_and_docker_py(net_daemon: Daemon, docker_client: object,
+def test_prune_and_docker_py(net_daemon: Daemon, net_client: object,
                              cleanup: list[str]) -> None:
     d = net_daemon
-    client = docker_client
+    client = net_client
     net = client.networks.create("pynet", labels={"x": "1"})  # type: ignore[attr-defined]
     cleanup.append("n:pynet")
     c = client.containers.run("busybox", "sleep 300", detach=True,  # type: ignore[attr-defined]
@@ -229,7 +230,7 @@ def test_prune_and_docker_py(net_daemon: Daemon, docker_client: object,
 def test_nothing_left_after_rm(net_daemon: Daemon) -> None:
     """Every container and network made: no veth, rule, namespace or address is left."""
     d = net_daemon
-    before_links, before_rules = links(), nft_comments(d)
+    before_links, before_rules = links(), rule_tags(d)
     d.ok("network", "create", "gone")
     for i in range(5):
         d.ok("run", "--rm", "--network", "gone", "-p", "127.0.0.1::80", "busybox", "true")
@@ -237,7 +238,7 @@ def test_nothing_left_after_rm(net_daemon: Daemon) -> None:
     d.ok("rm", "-f", *[f"g{i}" for i in range(5)])
     d.ok("network", "rm", "gone")
     assert links() == before_links
-    assert nft_comments(d) == before_rules
+    assert rule_tags(d) == before_rules
     netns_dir = f"{d.exec_root}/netns"
     assert not subprocess.run(["ls", netns_dir], capture_output=True, text=True).stdout.strip()
     with open("/proc/self/mountinfo") as f:

@@ -3,7 +3,9 @@
 A "container" here is a ``sleep`` in a new network namespace (``unshare --net``); tests
 reach it through /proc/<pid>/ns/net and run commands in it with nsenter. Every object
 is made under a name owned by this session (bridges ``sbt…``, veths ``svt…``, table
-``sampantest``) and removed by a finalizer, also when the test fails.
+``sampantest`` or chains ``SAMPAN-*-sampantest``) and removed by a finalizer, also when
+the test fails. The ``nat`` fixture is each firewall backend in turn: the tests using it
+are the backends' conformance suite.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 import pytest
 
 from sampan.network import bridge
+from sampan.network.firewall import BACKENDS, Firewall
+from sampan.network.iptables import Iptables
 from sampan.network.nat import Nat
 
 BUSYBOX = "/bin/busybox"
@@ -92,9 +96,29 @@ def delete_links(prefix: str) -> None:
         bridge.detach(name)
 
 
-@pytest.fixture
-def nat() -> Iterator[Nat]:
-    table = Nat(TEST_TABLE)
+def firewall_of(backend: str) -> Firewall:
+    """The session's firewall of ``backend`` (a new object: what a restarted daemon has)."""
+    return Nat(TEST_TABLE) if backend == "nftables" else Iptables(TEST_TABLE)
+
+
+
+
+def rules_text(fw: Firewall) -> str:
+    """Every rule of ``fw``'s own, as its tools list them."""
+    def run(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+    if isinstance(fw, Nat):
+        return run("nft", "list", "table", "ip", fw.table) + \
+            run("nft", "list", "table", "ip6", fw.table)
+    assert isinstance(fw, Iptables)
+    return "".join(line + "\n" for tool in ("iptables-save", "ip6tables-save")
+                   for line in run(tool).splitlines() if fw.suffix + " " in line + " ")
+
+
+@pytest.fixture(params=BACKENDS)
+def nat(request: pytest.FixtureRequest) -> Iterator[Firewall]:
+    table = firewall_of(request.param)
     table.teardown()
     table.setup()
     yield table
@@ -105,6 +129,7 @@ def nat() -> Iterator[Nat]:
 class Bridge:
     name: str
     subnet: IPv4Network
+    subnet6: IPv6Network | None = None
 
     @property
     def gateway(self) -> IPv4Interface:
@@ -113,16 +138,22 @@ class Bridge:
     def address(self, host: int) -> IPv4Interface:
         return IPv4Interface(f"{self.subnet.network_address + host}/{self.subnet.prefixlen}")
 
+    def address6(self, host: int) -> IPv6Interface:
+        assert self.subnet6 is not None
+        return IPv6Interface(f"{self.subnet6.network_address + host}/{self.subnet6.prefixlen}")
+
 
 @pytest.fixture
-def make_bridge() -> Iterator[Callable[[str, str], Bridge]]:
-    """Bridges ``sbt<suffix>`` with their gateway; they and every test veth go at the end."""
+def make_bridge() -> Iterator[Callable[..., Bridge]]:
+    """Bridges ``sbt<suffix>`` with their gateway(s); they and every test veth go at the
+    end."""
     made: list[str] = []
 
-    def make(suffix: str, subnet: str) -> Bridge:
-        br = Bridge(BRIDGE_PREFIX + suffix, IPv4Network(subnet))
+    def make(suffix: str, subnet: str, subnet6: str | None = None) -> Bridge:
+        br = Bridge(BRIDGE_PREFIX + suffix, IPv4Network(subnet),
+                    IPv6Network(subnet6) if subnet6 else None)
         made.append(br.name)
-        bridge.create_bridge(br.name, br.gateway)
+        bridge.create_bridge(br.name, br.gateway, gateway6=br.address6(1) if subnet6 else None)
         return br
 
     yield make

@@ -13,10 +13,10 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from sampan.network import bridge, ports
+from sampan.network.firewall import Firewall as Nat
 from sampan.network.ipam import Ipam, Pool
-from sampan.network.nat import Nat
 from sampan.network.ports import PortHolder
-from tests.network.conftest import Bridge, Netns
+from tests.network.conftest import Bridge, Netns, rules_text
 
 CYCLES = 50
 
@@ -48,7 +48,7 @@ def _host_state(nat: Nat) -> dict[str, object]:
         "addresses": run("ip", "-o", "addr", "show"),
         "routes": run("ip", "route", "show", "table", "all").replace(" linkdown", ""),
         "bridge fdb": run("bridge", "fdb", "show", "dynamic"),
-        "table": run("nft", "list", "table", "ip", nat.table),
+        "table": rules_text(nat),
     }
 
 

@@ -13,12 +13,20 @@ import pytest
 
 from sampan.network import bridge, ports
 from sampan.network.errors import Conflict
-from sampan.network.nat import Nat
+from sampan.network.firewall import Firewall as Nat
 from sampan.network.ports import PortBinding, PortHolder
-from sampan.network.sysctl import enable_ip_forward, read
-from tests.network.conftest import BUSYBOX, Bridge, Netns, http_get, wait_port
+from sampan.network.sysctl import enable_ip6_forward, enable_ip_forward, read
+from tests.network.conftest import (
+    BUSYBOX,
+    Bridge,
+    Netns,
+    firewall_of,
+    http_get,
+    rules_text,
+    wait_port,
+)
 
-MakeBridge = Callable[[str, str], Bridge]
+MakeBridge = Callable[..., Bridge]
 FETCH = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read())"
 UDP_ECHO = (
     "import socket\n"
@@ -95,15 +103,13 @@ def test_a_restarted_daemon_finds_and_removes_rules(
 ) -> None:
     _publish(nat, holder, "web", web.ip, "127.0.0.1::80")
     holder.release("web")  # the old daemon died: its sockets went with it
-    again = Nat(nat.table)
+    again = firewall_of(nat.name)
     again.setup()
     assert again.owners() == {"web"}
     again.unpublish("web")
     again.remove_network(web.br.name)
     assert again.owners() == set()
-    listing = subprocess.run(
-        ["nft", "list", "table", "ip", nat.table], capture_output=True, text=True, check=True
-    ).stdout
+    listing = rules_text(nat)
     assert "comment" not in listing and web.br.name not in listing
 
 
@@ -151,26 +157,97 @@ def test_port_conflicts(holder: PortHolder) -> None:
     assert [x.host_port for x in holder.reserve("d", ports.parse("8081:81"))] == [8081]
 
 
-def test_internal_network_has_no_masquerade(make_bridge: MakeBridge, nat: Nat) -> None:
-    br = make_bridge("i", "10.231.11.0/24")
-    nat.add_network(br.name, br.subnet, internal=True)
-    rules = subprocess.run(
-        ["nft", "list", "table", "ip", nat.table], capture_output=True, text=True, check=True
-    ).stdout
-    assert f'ip saddr {br.subnet} oifname != "{br.name}" masquerade' not in rules
-    assert f'iifname "{br.name}" oifname != "{br.name}" drop' in rules
-    nat.add_network(br.name, br.subnet)
-    rules = subprocess.run(
-        ["nft", "list", "table", "ip", nat.table], capture_output=True, text=True, check=True
-    ).stdout
-    assert f'ip saddr {br.subnet} oifname != "{br.name}" masquerade' in rules
-    assert "drop comment" in rules  # isolation stays; the internal drops went
-    assert f'iifname "{br.name}" oifname != "{br.name}" drop' not in rules
-    assert read(f"net.ipv4.conf.{br.name}.route_localnet") == "1"
+ECHO_PEER = (
+    "import socket\n"
+    "s = socket.socket(socket.AF_INET6)\n"
+    "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('::', 7000))\n"
+    "s.listen()\n"
+    "while True:\n"
+    "    c, a = s.accept()\n"
+    "    c.sendall(a[0].removeprefix('::ffff:').encode() + b'\\n')\n"
+    "    c.close()\n"
+)
+CONNECT = ("import socket, sys\n"
+           "s = socket.create_connection((sys.argv[1], 7000), timeout=2)\n"
+           "print('peer', s.recv(100).decode())\n")
+
+
+@dataclass
+class Uplink:
+    """A namespace standing for the world outside the host, on a veth of its own, with
+    no route back to any bridge's subnet: a reply reaches a container only if its
+    connection was masqueraded to the host's address on this link."""
+
+    ns: Netns
+    host4: str = "10.231.99.1"
+    far4: str = "10.231.99.2"
+    host6: str = "fd00:231:99::1"
+    far6: str = "fd00:231:99::2"
+
+
+@pytest.fixture
+def uplink(make_netns: Callable[[], Netns]) -> Iterator[Uplink]:
+    up = Uplink(make_netns())
+    subprocess.run(["ip", "link", "add", "svtup", "type", "veth", "peer", "name", "up0",
+                    "netns", str(up.ns.pid)], check=True)
+    try:
+        for cmd in (f"addr add {up.host4}/24 dev svtup", f"addr add {up.host6}/64 dev svtup "
+                    "nodad", "link set svtup up"):
+            subprocess.run(["ip", *cmd.split()], check=True)
+        for cmd in ("link set lo up", "link set up0 up", f"addr add {up.far4}/24 dev up0",
+                    f"addr add {up.far6}/64 dev up0 nodad"):
+            assert up.ns.run("ip", *cmd.split()).returncode == 0
+        up.ns.spawn("python3", "-c", ECHO_PEER)
+        wait_port(up.far4, 7000)
+        yield up
+    finally:
+        bridge.delete_link("svtup")
+
+
+def _peer_seen(ns: Netns, address: str) -> str:
+    """The source address the uplink's server saw, or "" when nothing came back."""
+    out = ns.run("python3", "-c", CONNECT, address)
+    return out.stdout.split("peer ")[-1].strip() if out.returncode == 0 else ""
+
+
+def test_masquerade_internal_and_isolation(
+    make_bridge: MakeBridge, make_netns: Callable[[], Netns], nat: Nat, uplink: Uplink
+) -> None:
+    """Outbound NAT for IPv4 and IPv6, none for --internal, no way between networks."""
+    enable_ip_forward()
+    enable_ip6_forward()
+    out_br = make_bridge("o", "10.231.12.0/24", "fd00:231:12::/64")
+    nat.add_network(out_br.name, out_br.subnet, subnet6=out_br.subnet6)
+    inner = make_bridge("i", "10.231.11.0/24", "fd00:231:11::/64")
+    nat.add_network(inner.name, inner.subnet, internal=True, subnet6=inner.subnet6)
+    ns, locked_in = make_netns(), make_netns()
+    for br, where, veth in ((out_br, ns, "svto"), (inner, locked_in, "svti")):
+        bridge.attach(br.name, where.path, veth, br.address(2), br.gateway.ip,
+                      address6=br.address6(2), gateway6=br.address6(1).ip)
+    # masqueraded to the host's address on the way out, both families
+    assert _peer_seen(ns, uplink.far4) == uplink.host4
+    assert _peer_seen(ns, uplink.far6) == uplink.host6
+    # an internal network forwards nothing (it has a route here: the rules stop it)
+    assert _peer_seen(locked_in, uplink.far4) == ""
+    assert _peer_seen(locked_in, uplink.far6) == ""
+    # nor may one network reach into another, in either direction
+    locked_in.spawn("python3", "-c", ECHO_PEER)
+    wait_port(str(inner.address(2).ip), 7000)
+    assert _peer_seen(ns, str(inner.address(2).ip)) == ""
+    assert _peer_seen(ns, str(inner.address6(2).ip)) == ""
+    # the network made again as not internal: out it goes
+    nat.add_network(inner.name, inner.subnet, subnet6=inner.subnet6)
+    assert _peer_seen(locked_in, uplink.far4) == uplink.host4
+    assert _peer_seen(locked_in, uplink.far6) == uplink.host6
+    assert read(f"net.ipv4.conf.{inner.name}.route_localnet") == "1"
+    rules = rules_text(nat)
     nat.setup()  # a restarted daemon keeps what is there
-    assert subprocess.run(
-        ["nft", "list", "table", "ip", nat.table], capture_output=True, text=True, check=True
-    ).stdout == rules
+    assert rules_text(nat) == rules
+    nat.remove_network(inner.name)
+    nat.remove_network(out_br.name)
+    assert "net:" not in rules_text(nat)
 
 
 def test_ip_forward_is_on() -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 from ..engine import InvalidParameter
 from .server import engine_of, filters, route
 
-FILTERS = ("type", "event", "container", "image", "label")
+FILTERS = ("type", "event", "container", "image", "label", "network")
 
 
 def _time(request: web.Request, name: str) -> float | None:

@@ -100,6 +100,7 @@ async def info(request: web.Request) -> web.Response:
         "LiveRestoreEnabled": options.live_restore, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
         "SecurityOptions": _security_options(options),
+        "FirewallBackend": {"Driver": engine.networking.nat.name, "Info": []},
         "Warnings": ["WARNING: bridge networking is not implemented: NetworkMode "
                      "default/bridge give the container an isolated network namespace "
                      "with only a loopback interface"],

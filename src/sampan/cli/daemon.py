@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         help="pool for bridge networks: base=172.30.0.0/16,size=24")
     add("-b", "--bridge", dest="bridge",
         help="the default network's bridge (default sampan0); its nft table is named after it")
+    add("--firewall-backend", dest="firewall-backend", choices=("iptables", "nftables"),
+        help="packet filter for NAT and published ports (default nftables where nft exists)")
     add("--add-runtime", dest="runtimes", action="append",
         help="register an OCI runtime: name=path")
     add("--default-runtime", dest="default-runtime",

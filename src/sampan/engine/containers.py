@@ -666,6 +666,7 @@ class Containers:
                            "container to be able to reuse that name.")
         c.name = name
         self.store.save(c)
+        self.network.renamed(c)  # its names on user networks, at once
         self.on_change("rename", c)
 
     async def prune(self) -> list[str]:

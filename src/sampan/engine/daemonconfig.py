@@ -99,6 +99,8 @@ class DaemonConfig:
     # The default network's bridge; its nftables table is named after it, so that two
     # sampands (a test's and a user's) never share or remove each other's.
     bridge: str = field(default="sampan0", metadata=_key("bridge"))
+    # dockerd 28's choice of packet filter: iptables or nftables ("": nftables if there)
+    firewall_backend: str = field(default="", metadata=_key("firewall-backend"))
     runtimes: dict[str, RuntimeEntry] = field(default_factory=dict, metadata=_key("runtimes"))
     default_runtime: str = field(default=DEFAULT_RUNTIME, metadata=_key("default-runtime"))
     # Containers outlive sampand unless this is false (then they are stopped with it).
@@ -156,7 +158,7 @@ class DaemonConfig:
             default_runtime=self.default_runtime,
             insecure_registries=list(self.insecure_registries),
             registry_mirrors=list(self.registry_mirrors), address_pools=self.address_pools(),
-            bridge=self.bridge,
+            bridge=self.bridge, firewall_backend=self.firewall_backend,
             container_defaults=self.container_defaults(), live_restore=self.live_restore,
             debug=self.debug, labels=list(self.labels), userns_remap=self.userns_remap)
 
@@ -250,6 +252,9 @@ def validate(c: DaemonConfig) -> None:
     _check_log(c)
     for i, pool in enumerate(c.default_address_pools):
         _check_pool(pool, f"default-address-pools[{i}]")
+    if c.firewall_backend not in ("", "iptables", "nftables"):
+        raise ConfigError(f"firewall-backend: {c.firewall_backend!r} is not one of iptables, "
+                          "nftables")
     if not 0 < len(c.bridge) <= 15 or not all(ch.isalnum() or ch in "_.-" for ch in c.bridge) \
             or c.bridge in ("none", ".", ".."):
         raise ConfigError(f"bridge: {c.bridge!r} is not a valid interface name (1-15 letters, "

@@ -66,6 +66,7 @@ class EngineOptions:
     # default-address-pools for the bridge networks' IPAM.
     address_pools: list[Pool] = field(default_factory=lambda: list(DEFAULT_POOLS))
     bridge: str = DEFAULT_BRIDGE  # the default network's bridge (and its nft table's name)
+    firewall_backend: str = ""  # iptables | nftables | "" (nftables if installed)
     container_defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     live_restore: bool = True  # false: containers are stopped when sampand stops
     debug: bool = False
@@ -90,11 +91,14 @@ class Engine:
         self.runtimes = Runtimes(self._runtime_entries(), options.default_runtime,
                                  self.monitors.runtime_root)
         self.networking = Networking(options.data_root, options.exec_root,
-                                     pools=options.address_pools, bridge=options.bridge)
+                                     pools=options.address_pools, bridge=options.bridge,
+                                     firewall=options.firewall_backend)
         self.containers = Containers(
             self.images, ContainerStore(os.path.join(options.data_root, "containers")),
             self.monitors, self.runtime, options.cgroup_parent, network=self.networking)
         self.networking.lookup = self.containers.find
+        self.networking.on_event = self._network_event
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.containers.runtimes = self.runtimes
         self.containers.defaults = options.container_defaults
         if options.userns_remap:
@@ -106,7 +110,7 @@ class Engine:
                                                    self.images.snapshots.name)
             except RemapError as exc:
                 raise ConfigError(str(exc)) from None
-        self.execs = Execs(self.containers, self.monitors)
+        self.execs = Execs(self.containers, self.monitors, self._container_event)
         self.events = EventLog()
         self.health = Healthchecks(self.execs, self._container_event,
                                    self.containers.store.save)
@@ -145,6 +149,19 @@ class Engine:
             attributes["exitCode"] = str(c.state.exit_code)
         self.events.publish(Event("container", action, c.id, attributes))
 
+    def _network_event(self, action: str, net: Any, container_id: str) -> None:
+        """From the network service's thread: published on the event loop's."""
+        attributes = {"name": net.name, "type": net.driver}
+        if container_id:
+            attributes["container"] = container_id
+        event = Event("network", action, net.id, attributes)
+        try:
+            if self._loop is None:
+                raise RuntimeError("no loop yet")
+            self._loop.call_soon_threadsafe(self.events.publish, event)
+        except RuntimeError:  # before the loop runs, or after it closed
+            self.events.publish(event)
+
     def _volume_event(self, action: str, name: str, attributes: dict[str, str]) -> None:
         self.events.publish(Event("volume", action, name, attributes))
 
@@ -153,6 +170,7 @@ class Engine:
 
     async def start(self) -> None:
         set_subreaper()
+        self._loop = asyncio.get_running_loop()
         await self.networking.run(self.networking.start)
         await self.containers.restore()
         self._drop_stale_pins()

@@ -36,6 +36,8 @@ class Event:
             "container": [self.id, self.attributes.get("name", "")] if self.type == "container"
             else [],
             "image": [self.id, self.attributes.get("image", "")],
+            "network": [self.id, self.attributes.get("name", "")] if self.type == "network"
+            else [],
         }
         for key, values in filters.items():
             if key == "label":

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,10 +72,23 @@ class ExecSession:
         }
 
 
+ExecEvent = Callable[[str, Container, dict[str, str]], None]
+
+
+def command_text(cmd: list[str]) -> str:
+    """The command as dockerd's events show it: entrypoint, a space, the arguments
+    joined (so ``["true"]`` is ``"true "``)."""
+    return cmd[0] + " " + " ".join(cmd[1:])
+
+
 class Execs:
-    def __init__(self, containers: Containers, monitors: MonitorConfig) -> None:
+    """Exec sessions, publishing dockerd's exec_create/exec_start/exec_die events."""
+
+    def __init__(self, containers: Containers, monitors: MonitorConfig,
+                 event: ExecEvent | None = None) -> None:
         self.containers = containers
         self.monitors = monitors
+        self._event: ExecEvent = event or (lambda action, c, extra: None)
         self._sessions: dict[str, ExecSession] = {}
 
     def get(self, exec_id: str) -> ExecSession:
@@ -97,6 +111,7 @@ class Execs:
         session = ExecSession(id=secrets.token_hex(32), container_id=c.id, config=config,
                               detach_keys=detach_keys)
         self._sessions[session.id] = session
+        self._event(f"exec_create: {command_text(config.cmd)}", c, {"execID": session.id})
         return session
 
     def _process(self, c: Container, config: ExecConfig) -> dict[str, Any]:
@@ -163,6 +178,7 @@ class Execs:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         session.pid, session.running, session.directory = pid, True, directory
+        self._event(f"exec_start: {command_text(cfg.cmd or [])}", c, {"execID": session.id})
         if session.size is not None:  # a resize that came while conmon was starting
             resize(directory, *session.size)
         if attach is not None and sock is not None:
@@ -239,6 +255,9 @@ class Execs:
         code = message.get("data")
         session.exit_code = code if isinstance(code, int) and code >= 0 else 126
         session.running = False
+        with suppress(EngineError):  # the container may be gone by now
+            self._event("exec_die", self.containers.get(session.container_id),
+                        {"execID": session.id, "exitCode": str(session.exit_code)})
         session.done.set()
         link = os.path.join(self.monitors.socket_dir, session.id[:12])
         if os.path.islink(link):

@@ -8,10 +8,8 @@ the container as ``docker exec`` does. A probe that outlives Timeout is killed a
 a failure (exit -1). Exit 0 makes the container ``healthy`` and resets FailingStreak;
 Retries failures in a row make it ``unhealthy`` (failures during the start period do not
 count until a probe succeeded). State.Health keeps the last five results, and each change
-of status is a ``health_status: <status>`` event. Each probe is also an exec as dockerd's
-events show it: ``exec_create: <cmd>``, ``exec_start: <cmd>`` (the command as Go joins
-entrypoint and arguments: ``true `` keeps its space) and ``exec_die`` with its ``execID``
-and ``exitCode``.
+of status is a ``health_status: <status>`` event. Each probe is an exec session, so it
+shows in the events as every exec does (exec_create, exec_start, exec_die: see execs.py).
 """
 
 from __future__ import annotations
@@ -227,17 +225,11 @@ class Healthchecks:
         start = rfc3339()
         session = self.execs.create(c.id, {"Cmd": cfg.test, "AttachStdout": True,
                                            "AttachStderr": True})
-        ident = {"execID": session.id}
-        command = cfg.test[0] + " " + " ".join(cfg.test[1:])
-        self._event(f"exec_create: {command}", c, ident)
         output = bytearray()
         truncated = False
-        started = False
         try:
             att = await self.execs.start(session.id, detach=False)
             assert att is not None
-            started = True
-            self._event(f"exec_start: {command}", c, ident)
 
             async def collect() -> None:
                 nonlocal truncated
@@ -253,7 +245,7 @@ class Healthchecks:
                 if session.pid:
                     with suppress(ProcessLookupError):
                         os.kill(session.pid, signal.SIGKILL)
-                with suppress(TimeoutError):  # its exit, for exec_die
+                with suppress(TimeoutError):  # its exit (and so its exec_die event)
                     await asyncio.wait_for(session.done.wait(), 5)
                 text = output.decode(errors="replace") + ("..." if truncated else "")
                 return Probe(start, rfc3339(), -1, "Health check exceeded timeout "
@@ -262,9 +254,6 @@ class Healthchecks:
                 att.close()
         finally:
             self.execs.discard(session.id)
-            if started:
-                code = session.exit_code if session.exit_code is not None else -1
-                self._event("exec_die", c, {**ident, "exitCode": str(code)})
         code = session.exit_code if session.exit_code is not None else -1
         text = output.decode(errors="replace") + ("..." if truncated else "")
         return Probe(start, rfc3339(), code, text)

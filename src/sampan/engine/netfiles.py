@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 
 from ..network import files as etc
 from .errors import InvalidParameter
@@ -15,8 +16,10 @@ NAMES = ("hostname", "hosts", "resolv.conf")
 
 
 def etc_files(c: Container, addresses: list[str], *, embedded_dns: bool,
-              host_gateway: str, host_mode: bool = False) -> dict[str, str]:
-    """The files' text; ``host_gateway`` is what ``--add-host x:host-gateway`` means."""
+              host_gateway: str, host_mode: bool = False,
+              links: Sequence[etc.HostEntry] = ()) -> dict[str, str]:
+    """The files' text; ``host_gateway`` is what ``--add-host x:host-gateway`` means,
+    ``links`` the ``--link`` entries."""
     hc = c.host_config
     extra = []
     for spec in hc.get("ExtraHosts") or []:
@@ -40,7 +43,7 @@ def etc_files(c: Container, addresses: list[str], *, embedded_dns: bool,
         hostname = c.config.get("Hostname") or c.id[:12]
         domain = c.config.get("Domainname") or ""
         hosts = etc.hosts_file(f"{hostname}.{domain}" if domain else hostname, addresses,
-                               extra)
+                               [*extra, *links])
     return {"hostname": etc.hostname_file(hostname), "hosts": hosts, "resolv.conf": resolv}
 
 

@@ -99,11 +99,13 @@ class ContainerNet:
 @dataclass
 class Sandbox:
     """What the runtime spec needs from networking: the namespace to join (None: a new
-    one from the runtime; ``host``: none at all) and the /etc files' text."""
+    one from the runtime; ``host``: none at all), the /etc files' text, and the
+    variables of ``--link`` (before the container's own, which win)."""
 
     netns: str | None
     host: bool
     files: dict[str, str]
+    env: list[str] = field(default_factory=list)
 
 
 def binding_json(b: PortBinding) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
@@ -35,13 +35,14 @@ from typing import Any, ParamSpec, TypeVar
 from ..errors import StatusError
 from ..network import bridge as br
 from ..network import files as etc
-from ..network import netns, ports, statefile
+from ..network import firewall, netns, ports, statefile
 from ..network.dns import DnsServer
 from ..network.errors import NetworkError
+from ..network.firewall import Firewall
 from ..network.ipam import DEFAULT_POOLS, Ipam, Pool
-from ..network.nat import DEFAULT_TABLE, Nat
-from ..network.ports import PortBinding, PortHolder
-from . import netfiles
+from ..network.ports import ANY6, PortBinding, PortHolder
+from ..network.proxy import Proxy
+from . import netfiles, netlinks
 from .errors import Conflict, InvalidParameter, NotFound
 from .netmodel import (
     OPT_BRIDGE_NAME,
@@ -66,9 +67,7 @@ V6 = "/6"  # the Ipam's key of a network's IPv6 subnet: its id and this
 
 def nat_table(bridge: str) -> str:
     """The nftables table of the daemon whose default bridge is ``bridge``."""
-    if bridge == br.DEFAULT_BRIDGE:
-        return DEFAULT_TABLE
-    return "sampan_" + "".join(ch if ch.isalnum() else "_" for ch in bridge)
+    return firewall.table_name(bridge, br.DEFAULT_BRIDGE)
 
 
 def random_ula() -> str:
@@ -100,16 +99,17 @@ class Networking:
     namespace is per thread, and one thread keeps the order of attach and detach.
     """
 
-    def __init__(self, data_root: str, exec_root: str, nat: Nat | None = None,
+    def __init__(self, data_root: str, exec_root: str, nat: Firewall | None = None,
                  pools: Sequence[Pool] = DEFAULT_POOLS, bridge: str = br.DEFAULT_BRIDGE,
-                 ) -> None:
+                 firewall: str = "") -> None:
         self.default_bridge = bridge
         self.dir = os.path.join(data_root, "network")
         self.netns_dir = os.path.join(exec_root, "netns")
         self.path = os.path.join(self.dir, STATE_FILE)
         self.ipam = Ipam(self.dir, pools)  # default-address-pools
-        self.nat = nat or Nat(nat_table(bridge))
+        self.nat = nat or _firewall(firewall, bridge)
         self.holder = PortHolder()
+        self.proxy = Proxy()  # published ports IPv6's loopback reaches
         self.dns: DnsServer | None = None
         doc = statefile.load(self.path) or {}
         self.networks = {nid: Network(**n) for nid, n in (doc.get("networks") or {}).items()}
@@ -121,6 +121,8 @@ class Networking:
         # the engine's container lookup by id, for names registered outside a call about
         # that container (when the DNS server starts)
         self.lookup: Callable[[str], Container | None] = lambda cid: None
+        # the engine's event log: (action, network, container id or "") → a network event
+        self.on_event: Callable[[str, Network, str], None] = lambda action, net, cid: None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the worker thread."""
@@ -151,6 +153,9 @@ class Networking:
             from ..network import sysctl
 
             sysctl.enable_ip_forward()
+            for other in firewall.others(self.nat.name):  # a daemon that changed backend
+                with suppress(OSError, NetworkError):
+                    _firewall(other, self.default_bridge).teardown()
             self.nat.setup()
             for net in self.networks.values():
                 if net.driver == "bridge":
@@ -170,7 +175,13 @@ class Networking:
         assert isinstance(sub.subnet, IPv4Network)
         assert gateway6 is None or isinstance(gateway6, IPv6Interface)
         br.create_bridge(net.bridge, sub.gateway_interface, net.mtu, gateway6)
-        self.nat.add_network(net.bridge, sub.subnet, internal=net.internal)
+        subnet6 = self.ipam.subnet(net.id + V6).subnet if net.enable_ipv6 else None
+        assert subnet6 is None or isinstance(subnet6, IPv6Network)
+        if subnet6 is not None:  # forwarding and outbound NAT for IPv6, as dockerd's
+            from ..network import sysctl
+
+            sysctl.enable_ip6_forward()
+        self.nat.add_network(net.bridge, sub.subnet, internal=net.internal, subnet6=subnet6)
 
     @locked
     def restore(self, running: dict[str, Container]) -> None:
@@ -209,7 +220,7 @@ class Networking:
             self.nat.unpublish(c.id)
             ep = self._primary(state)
             if ep is not None:
-                self.nat.publish(c.id, IPv4Interface(ep.address).ip, bindings)
+                self._serve_ports(c.id, ep, bindings)
         if state.dns:
             self._serve_dns(c, state)
         log.info("network of %s restored", c.id[:12])
@@ -221,6 +232,7 @@ class Networking:
         if self.dns is not None:
             self.dns.stop()
             self.dns = None
+        self.proxy.close()
         self.holder.release_all()
         if not any_running and self.ready:
             with suppress(OSError, NetworkError):
@@ -319,6 +331,7 @@ class Networking:
             raise
         self.networks[net.id] = net
         self._save()
+        self.on_event("create", net, "")
         return net
 
     @locked
@@ -343,6 +356,7 @@ class Networking:
             state.networks.pop(net.id, None)
         del self.networks[net.id]
         self._save()
+        self.on_event("destroy", net, "")
 
     @locked
     def prune(self, keep: Iterable[str] = ()) -> list[str]:
@@ -369,6 +383,11 @@ class Networking:
         a 404 for an unknown network, a 400 for what cannot go together."""
         mode = host_config.get("NetworkMode") or "default"
         endpoints = (networking or {}).get("EndpointsConfig") or {}
+        for link in netlinks.parse(host_config.get("Links")):
+            try:
+                find(link.name)
+            except NotFound:
+                raise InvalidParameter(f"could not get container for {link.name}") from None
         if mode.startswith("container:"):
             other = find(mode.partition(":")[2])
             if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
@@ -453,17 +472,53 @@ class Networking:
         for index, (nid, member) in enumerate(state.networks.items()):
             ep = self._attach(c, state, nid, member, index)
             addresses += [str(ip) for ip in ep.ips()]
-        bindings = self._bindings(c)
-        if bindings:
+        wanted = self._bindings(c)
+        if wanted:
             primary = self._primary(state)
             assert primary is not None
-            resolved = self.holder.reserve(c.id, bindings)
+            resolved = self.holder.reserve(c.id, [b for b, _ in wanted])
+            if primary.address6:  # -p 8080:80 on a dual-stack network: [::]:8080 too
+                resolved += self.holder.reserve(c.id, [
+                    replace(r, host_ip=ANY6) for r, (_, dual) in zip(resolved, wanted,
+                                                                     strict=True) if dual])
             state.ports = [binding_json(b) for b in resolved]
             self._save()
-            self.nat.publish(c.id, IPv4Interface(primary.address).ip, resolved)
+            self._serve_ports(c.id, primary, resolved)
         if any(self.networks[nid].user_defined for nid in state.networks):
             self._serve_dns(c, state)
-        return Sandbox(state.netns, False, self._files(c, addresses))
+        links = netlinks.resolve(c, self._linked(c, find))
+        return Sandbox(state.netns, False, self._files(c, addresses, links.hosts),
+                       links.env)
+
+    def _serve_ports(self, cid: str, ep: Endpoint, bindings: list[PortBinding]) -> None:
+        """DNAT rules for the bindings; IPv6 ones listen and are proxied too, for what
+        the rules cannot serve (``::1``, and all when the container has no IPv6
+        address)."""
+        address6 = IPv6Interface(ep.address6).ip if ep.address6 else None
+        self.nat.publish(cid, IPv4Interface(ep.address).ip, bindings, address6)
+        for b in bindings:
+            if b.v6:
+                target = str(address6 or IPv4Interface(ep.address).ip)
+                self.proxy.serve(cid, self.holder.socket_of(cid, b),
+                                 (target, b.container_port))
+
+    def _linked(self, c: Container, find: Callable[[str], Container],
+                ) -> list[tuple[netlinks.Link, Container, str]]:
+        """``--link`` targets on the default bridge: each running, with its address."""
+        out = []
+        bridge_net = self.by_name("bridge")
+        for link in netlinks.parse(c.host_config.get("Links")):
+            try:
+                child = find(link.name)
+            except NotFound:
+                raise InvalidParameter(f"could not get container for {link.name}") from None
+            member = self.containers.get(child.id, ContainerNet()).networks.get(
+                bridge_net.id if bridge_net else "")
+            if not child.state.running or member is None or member.endpoint is None:
+                raise Conflict(f"cannot link to a non running container: /{child.name} AS "
+                               f"/{c.name}/{link.alias}")
+            out.append((link, child, str(IPv4Interface(member.endpoint.address).ip)))
+        return out
 
     def _attach(self, c: Container, state: ContainerNet, nid: str, member: Membership,
                 index: int) -> Endpoint:
@@ -495,6 +550,7 @@ class Networking:
                                    str(address), str(sub.gateway), raw.mac,
                                    str(address6 or ""), str(sub6.gateway if sub6 else ""))
         self._save()
+        self.on_event("connect", net, c.id)
         if net.user_defined and self.dns is not None:
             self._register_names(c, net, member)
         return member.endpoint
@@ -505,6 +561,17 @@ class Networking:
             self.dns.remove_address(net.id, ip)
             for name in dns_names(c, member):
                 self.dns.add_name(net.id, name, ip)
+
+    @locked
+    def renamed(self, c: Container) -> None:
+        """``docker rename``: the names on its user networks are the new ones at once."""
+        state = self.containers.get(c.id)
+        if state is None or self.dns is None:
+            return
+        for nid, member in state.networks.items():
+            net = self.networks.get(nid)
+            if net is not None and net.user_defined and member.endpoint is not None:
+                self._register_names(c, net, member)
 
     def _serve_dns(self, c: Container, state: ContainerNet) -> None:
         if self.dns is None:
@@ -523,13 +590,13 @@ class Networking:
         state.dns = True
         self._save()
 
-
     def _primary(self, state: ContainerNet) -> Endpoint | None:
         return next((m.endpoint for m in state.networks.values() if m.endpoint), None)
 
-    def _bindings(self, c: Container) -> list[PortBinding]:
-        """PortBindings, and with PublishAllPorts every exposed port on a random one."""
-        wanted: list[PortBinding] = []
+    def _bindings(self, c: Container) -> list[tuple[PortBinding, bool]]:
+        """PortBindings, and with PublishAllPorts every exposed port on a random one;
+        each with whether it names no address (so IPv6's any address is meant too)."""
+        wanted: list[tuple[PortBinding, bool]] = []
         published = c.host_config.get("PortBindings") or {}
         for key, hosts in published.items():
             port, _, proto = key.partition("/")
@@ -538,11 +605,11 @@ class Networking:
                 host_port = (h or {}).get("HostPort") or ""
                 spec = f"{host_ip}:{host_port}:{port}/{proto or 'tcp'}" if host_ip else \
                     f"{host_port}:{port}/{proto or 'tcp'}"
-                wanted += ports.parse(spec)
+                wanted += [(b, not host_ip) for b in ports.parse(spec)]
         if c.host_config.get("PublishAllPorts"):
             for key in c.config.get("ExposedPorts") or {}:
                 if key not in published:
-                    wanted += ports.parse(key)
+                    wanted += [(b, True) for b in ports.parse(key)]
         return wanted
 
     @locked
@@ -559,6 +626,7 @@ class Networking:
             self.dns.unserve(cid)
         state.dns = False
         if state.ports:
+            self.proxy.stop(cid)
             self.holder.release(cid)
             with suppress(NetworkError):
                 self.nat.unpublish(cid)
@@ -582,6 +650,9 @@ class Networking:
             br.delete_link(ep.host_ifname)
         self.ipam.release_address(nid, cid)
         self.ipam.release_address(nid + V6, cid)
+        net = self.networks.get(nid)
+        if net is not None:
+            self.on_event("disconnect", net, cid)
 
     # Connect and disconnect ---------------------------------------------------------------
 
@@ -645,8 +716,8 @@ class Networking:
 
     # /etc files ---------------------------------------------------------------------------
 
-    def _files(self, c: Container, addresses: list[str], host_mode: bool = False,
-               ) -> dict[str, str]:
+    def _files(self, c: Container, addresses: list[str], links: Sequence[etc.HostEntry] = (),
+               host_mode: bool = False) -> dict[str, str]:
         state = self.containers.get(c.id)
         embedded = bool(state and any(self.networks[n].user_defined for n in state.networks
                                       if n in self.networks))
@@ -654,7 +725,7 @@ class Networking:
         sub = self.subnet(bridge) if bridge else None
         return netfiles.etc_files(c, addresses, embedded_dns=embedded and not host_mode,
                                   host_gateway=str(sub.gateway) if sub else "127.0.0.1",
-                                  host_mode=host_mode)
+                                  host_mode=host_mode, links=links)
 
     def _container_dir(self, cid: str) -> str:
         return os.path.join(os.path.dirname(self.dir), "containers", cid)
@@ -670,3 +741,8 @@ class Networking:
 def dns_names(c: Container, member: Membership) -> list[str]:
     """What a container answers to on a user network: name, short id, aliases."""
     return [c.name, c.id[:12], *member.aliases]
+
+
+def _firewall(backend: str, bridge: str) -> Firewall:
+    """The firewall backend asked for (or the host's best) of the daemon's bridge."""
+    return firewall.make(firewall.choose(backend), bridge, br.DEFAULT_BRIDGE)

@@ -138,7 +138,8 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
     try:
         process = process_config(
             image, rootfs, cmd=as_list(config.cmd) or [],
-            entrypoint=as_list(config.entrypoint) or [], env=config.env or [],
+            entrypoint=as_list(config.entrypoint) or [],
+            env=[*(sandbox.env if sandbox else []), *(config.env or [])],
             user=config.user or "", workdir=config.working_dir or None,
             group_add=host.group_add or [])
     except ImageConfigError as exc:

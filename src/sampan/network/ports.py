@@ -13,12 +13,13 @@ import errno
 import socket
 import threading
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address
+from ipaddress import ip_address
 
 from sampan.network.errors import Conflict, InvalidRequest
 
 PROTOCOLS = ("tcp", "udp")
 ANY = "0.0.0.0"
+ANY6 = "::"
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,12 @@ class PortBinding:
     host_port: int = 0
 
     def __str__(self) -> str:
-        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.proto}"
+        host = f"[{self.host_ip}]" if self.v6 else self.host_ip
+        return f"{host}:{self.host_port}->{self.container_port}/{self.proto}"
+
+    @property
+    def v6(self) -> bool:
+        return ":" in self.host_ip
 
 
 def _port(text: str, spec: str, allow_zero: bool = False) -> int:
@@ -52,7 +58,8 @@ def _ports(text: str, spec: str, allow_zero: bool = False) -> list[int]:
 
 def parse(spec: str) -> list[PortBinding]:
     """One ``-p`` value: ``80``, ``8080:80``, ``127.0.0.1:8080:80``, ``127.0.0.1::80/udp``,
-    or ranges of equal length (``8000-8001:80-81``) giving one binding per port."""
+    ``[::1]:8080:80``, or ranges of equal length (``8000-8001:80-81``) giving one binding
+    per port."""
     rest, _, proto = spec.partition("/")
     proto = proto or "tcp"
     if proto not in PROTOCOLS:
@@ -62,7 +69,7 @@ def parse(spec: str) -> list[PortBinding]:
     if len(parts) == 3:
         host_ip = parts[0].strip("[]") or ANY
         try:
-            IPv4Address(host_ip)
+            host_ip = str(ip_address(host_ip))
         except ValueError:
             raise InvalidRequest(f"invalid host address {host_ip!r} in {spec!r}") from None
     inside = _ports(parts[-1], spec)
@@ -76,14 +83,20 @@ def parse(spec: str) -> list[PortBinding]:
 
 def _bind(binding: PortBinding) -> socket.socket:
     kind = socket.SOCK_STREAM if binding.proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
+    sock = socket.socket(socket.AF_INET6 if binding.v6 else socket.AF_INET, kind)
     try:
+        if binding.v6:  # [::]:port beside 0.0.0.0:port, as two bindings
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if kind == socket.SOCK_STREAM:  # it listens (the proxy's): a port its last
+                # connections left in TIME_WAIT can be published again at once
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((binding.host_ip, binding.host_port))
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
+            host = f"[{binding.host_ip}]" if binding.v6 else binding.host_ip
             raise Conflict(
-                f"Bind for {binding.host_ip}:{binding.host_port} failed: "
+                f"Bind for {host}:{binding.host_port} failed: "
                 "port is already allocated"
             ) from None
         raise Conflict(f"cannot bind {binding.host_ip}:{binding.host_port}: {exc}") from None
@@ -94,29 +107,32 @@ class PortHolder:
     """The sockets holding published host ports, per owner (a container id)."""
 
     def __init__(self) -> None:
-        self._held: dict[str, list[socket.socket]] = {}
+        self._held: dict[str, list[tuple[PortBinding, socket.socket]]] = {}
         self._lock = threading.Lock()
 
     def reserve(self, owner: str, bindings: list[PortBinding]) -> list[PortBinding]:
         """Bind every host port (random ones chosen now); all or none are held."""
-        taken: list[socket.socket] = []
-        resolved: list[PortBinding] = []
+        taken: list[tuple[PortBinding, socket.socket]] = []
         try:
             for binding in bindings:
                 sock = _bind(binding)
-                taken.append(sock)
-                resolved.append(replace(binding, host_port=sock.getsockname()[1]))
+                taken.append((replace(binding, host_port=sock.getsockname()[1]), sock))
         except BaseException:
-            for sock in taken:
+            for _, sock in taken:
                 sock.close()
             raise
         with self._lock:
             self._held.setdefault(owner, []).extend(taken)
-        return resolved
+        return [b for b, _ in taken]
+
+    def socket_of(self, owner: str, binding: PortBinding) -> socket.socket:
+        """The socket holding ``binding`` (resolved), for a proxy to listen on."""
+        with self._lock:
+            return next(s for b, s in self._held.get(owner, []) if b == binding)
 
     def release(self, owner: str) -> None:
         with self._lock:
-            for sock in self._held.pop(owner, []):
+            for _, sock in self._held.pop(owner, []):
                 sock.close()
 
     def release_all(self) -> None:
