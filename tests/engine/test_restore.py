@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 import uuid
 
@@ -30,3 +32,28 @@ def test_kill9_and_restart_keeps_containers(daemon: Daemon) -> None:
         assert daemon.ok("inspect", "--format", "{{.State.ExitCode}}", running) == "0\n"
     finally:
         daemon.ok("rm", "-f", running, short)
+
+
+def test_frozen_behind_the_record_is_found_paused(daemon: Daemon) -> None:
+    """sampand killed between freezing a container (a pause, or a commit's) and recording
+    it: after the restart the container is known as paused, and `rm -f` still removes it
+    (a frozen process takes SIGKILL only once thawed)."""
+    name = "t-" + uuid.uuid4().hex[:8]
+    cid = daemon.ok("run", "-d", "--name", name, "busybox", "sleep", "600").strip()
+    try:
+        daemon.stop(signal.SIGKILL)
+        subprocess.run([_runtime(), "--root", os.path.join(daemon.exec_root, "runtime"),
+                        "pause", cid], check=True)
+        daemon.start()
+        assert daemon.ok("inspect", "--format", "{{.State.Status}}", name) == "paused\n"
+    finally:
+        if daemon.proc is None:
+            daemon.start()
+        daemon.ok("rm", "-f", name)
+    assert daemon.docker("inspect", name).returncode != 0
+
+
+def _runtime() -> str:
+    import sys
+
+    return os.path.join(os.path.dirname(sys.executable), "sampan-runtime")

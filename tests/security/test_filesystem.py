@@ -77,3 +77,17 @@ def test_hostile_layers_write_nothing_outside(engine: Engine, tmp_path: Path) ->
     # Whatever was accepted runs confined like any image (and is removed again).
     for i in range(len(results)):
         engine.docker("rmi", "-f", f"hostile-{i}:latest")
+
+
+@pytest.mark.parametrize("options", [(), ("--network", "host"), ("--pid", "host")])
+def test_api_socket_is_out_of_reach(engine: Engine, options: tuple[str, ...]) -> None:
+    """The engine's API socket is not in the container's filesystem, even sharing the
+    host's network or pid namespace; the host's root is not reachable through
+    /proc/<pid>/root either (its engine's process is another user's, ptrace-guarded)."""
+    socket_path = engine.env["DOCKER_HOST"].removeprefix("unix://")
+    assert os.path.exists(socket_path)
+    out = engine.ok("run", "--rm", *options, IMAGE, "sh", "-c",
+                    f"test -e {socket_path} && echo REACHED; "
+                    f"test -e /proc/{engine.pid}/root{socket_path} && echo VIA-PROC; "
+                    "find / -xdev -type s 2>/dev/null; echo done")
+    assert out.splitlines() == ["done"], (engine.name, options, out)

@@ -725,6 +725,7 @@ class Containers:
                         await self.runtime_of(c).start(c.id)
                     except EngineError as exc:
                         log.warning("finishing the start of %s: %s", c.id[:12], exc)
+                await self._settle_pause(c)
                 log.info("adopted running container %s", c.id[:12])
             elif c.state.running:
                 await self._exited(c.id)  # a restart policy applies as to any exit
@@ -741,6 +742,19 @@ class Containers:
                 self.store.save(c)
 
     # Pause ---------------------------------------------------------------------------------
+
+    async def _settle_pause(self, c: Container) -> None:
+        """A crash between the freezer and the record (a pause, or a commit's pause cut
+        short) leaves them disagreeing: trust the cgroup, so that a frozen container is
+        known as paused (and `rm -f` thaws it before SIGKILL can take)."""
+        try:
+            frozen = await self.runtime_of(c).status(c.id) == "paused"
+        except EngineError as exc:
+            log.warning("reading the state of %s: %s", c.id[:12], exc)
+            return
+        if frozen != (c.state.status == "paused"):
+            c.state.status = "paused" if frozen else "running"
+            self.store.save(c)
 
     async def pause(self, ref: str) -> None:
         c = self.get(ref)

@@ -78,6 +78,17 @@ class OCIRuntime:
                 from None
         return [int(p) for p in pids or []]
 
+    async def status(self, container_id: str) -> str:
+        """The runtime's view of the container (``state``'s status: running, paused…)."""
+        if self._library is not None:
+            state = await self._call("state", self._library.state, container_id)
+        else:
+            try:
+                state = json.loads(await self._run("state", container_id))
+            except ValueError:
+                raise EngineError("state: unexpected output from the runtime") from None
+        return str(state.get("status", ""))
+
     async def pause(self, container_id: str) -> None:
         await self._run("pause", container_id)
 
