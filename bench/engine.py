@@ -153,12 +153,7 @@ def sampand(work: str, ns: str, client: Client | None = None,
     argv = client or [DOCKER, "-H", f"unix://{sock}"]
     env_client = argv if client is None else [DOCKER, "-H", f"unix://{sock}"]
     try:
-        deadline = time.monotonic() + 30
-        while _quiet(*env_client, "version", check=False).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("sampand did not start: see " + base)
-            time.sleep(0.1)
-        _quiet(*env_client, "load", "-i", BUSYBOX)
+        ready(env_client, proc, base)
         if monitor == "conmon":
             monitors = lambda: _pids(lambda comm, cmd: comm == "conmon"  # noqa: E731
                                      and base.encode() in cmd)
@@ -170,16 +165,31 @@ def sampand(work: str, ns: str, client: Client | None = None,
         yield engine
         engine.remove_all()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         for pid in _pids(lambda comm, cmd: base.encode() in cmd):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         _unmount_under(base)
+
+
+def ready(client: list[str], proc: subprocess.Popen[bytes], where: str) -> None:
+    """Wait until a just-started sampand answers, then load the busybox fixture."""
+    deadline = time.monotonic() + 30
+    while _quiet(*client, "version", check=False).returncode != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("sampand did not start: see " + where)
+        time.sleep(0.1)
+    _quiet(*client, "load", "-i", BUSYBOX)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _unmount_under(base: str) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 from run import HERE, ROOT, VENV_BIN
 
-from engine import BUSYBOX, DOCKER, _quiet, _unmount_under, netns
+from engine import DOCKER, _unmount_under, netns, ready, stop
 
 WRAPPER = """#!/bin/bash
 case "$*" in *" create "*) echo "{\\"ev\\": \\"runtime-create-exec\\", \\"t\\": $EPOCHREALTIME}" \
@@ -171,20 +170,10 @@ def traced(monitor: str) -> Iterator[tuple[list[str], str]]:
                  log_path, *daemon_argv], stdout=dlog, stderr=subprocess.STDOUT,
                 start_new_session=True)
             try:
-                deadline = time.monotonic() + 30
-                while _quiet(*client, "version", check=False).returncode != 0:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("sampand did not start: see " + work)
-                    time.sleep(0.1)
-                _quiet(*client, "load", "-i", BUSYBOX)
+                ready(client, proc, work)
                 yield client, log_path
             finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop(proc)
                 _unmount_under(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
