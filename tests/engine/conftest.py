@@ -28,7 +28,26 @@ SAMPAND = os.path.join(os.path.dirname(sys.executable), "sampand")
 DOCKER = shutil.which("docker")
 
 
-class Daemon:
+class DockerCLI:
+    """The real docker CLI pointed at one engine (``env`` holds its DOCKER_HOST)."""
+
+    env: dict[str, str]
+
+    def docker(self, *args: str, input: str | None = None, timeout: float = 60,
+               ) -> subprocess.CompletedProcess[str]:
+        assert DOCKER is not None
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True, input=input,
+                              timeout=timeout, env=self.env)
+
+    def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
+        """Run a docker command that must succeed; its stdout."""
+        result = self.docker(*args, input=input, timeout=timeout)
+        assert result.returncode == 0, (self.env["DOCKER_HOST"], args, result.stdout,
+                                        result.stderr)
+        return result.stdout
+
+
+class Daemon(DockerCLI):
     def __init__(self, base: str) -> None:
         self.base = base
         self.socket = os.path.join(base, "sampand.sock")
@@ -78,17 +97,6 @@ class Daemon:
         return httpx.Client(transport=httpx.HTTPTransport(uds=self.socket),
                             base_url="http://sampand", timeout=timeout)
 
-    def docker(self, *args: str, input: str | None = None, timeout: float = 60,
-               ) -> subprocess.CompletedProcess[str]:
-        assert DOCKER is not None
-        return subprocess.run([DOCKER, *args], capture_output=True, text=True, input=input,
-                              timeout=timeout, env=self.env)
-
-    def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
-        """Run a docker command that must succeed; its stdout."""
-        result = self.docker(*args, input=input, timeout=timeout)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result.stdout
 
 
 def _monitor_flag() -> list[str]:

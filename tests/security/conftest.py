@@ -31,6 +31,7 @@ from ..engine.conftest import (
     DOCKER,
     FIXTURES,
     Daemon,
+    DockerCLI,
     _monitors_of,
     _mounts_under,
     _remove_cgroups,
@@ -43,7 +44,7 @@ DATA_ROOT_SIZE = "768m"
 
 
 @dataclass
-class Engine:
+class Engine(DockerCLI):
     """One daemon as the tests see it: a docker CLI pointed at it, and its host pid."""
 
     name: str
@@ -60,17 +61,6 @@ class Engine:
             return self.proc.pid
         with open(self.pidfile) as f:
             return int(f.read())
-
-    def docker(self, *args: str, input: str | None = None, timeout: float = 60,
-               ) -> subprocess.CompletedProcess[str]:
-        assert DOCKER is not None
-        return subprocess.run([DOCKER, *args], capture_output=True, text=True, input=input,
-                              timeout=timeout, env=self.env)
-
-    def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
-        result = self.docker(*args, input=input, timeout=timeout)
-        assert result.returncode == 0, (self.name, args, result.stdout, result.stderr)
-        return result.stdout
 
     def attack(self, script: str, *options: str, timeout: float = 60,
                ) -> subprocess.CompletedProcess[str]:
