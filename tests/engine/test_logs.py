@@ -168,6 +168,7 @@ def test_snapshot_tail_reads_backwards(tmp_path: os.PathLike[str], compress: str
         data = b"%d %s\n" % (i, b"z" * (i % 7 * 50))
         writer.write([LogEntry("2024-01-01T00:00:00.000000001Z",
                                "stderr" if i % 3 else "stdout", data)])
+    writer.wait()  # a rotation's gzip runs in a thread of its own
     with open(path, "ab") as f:
         f.write(b'{"log":"partial')
     assert len(os.listdir(tmp_path)) == 4
