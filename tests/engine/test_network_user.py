@@ -152,6 +152,29 @@ def test_connect_disconnect_running(net_daemon: Daemon, cleanup: list[str]) -> N
     assert "10.124.0.50" not in gone.stdout
 
 
+def test_connect_again_and_again_keeps_names(net_daemon: Daemon, cleanup: list[str]) -> None:
+    """A container already on a user network (its DNS listener is up) joins and leaves
+    others over and over: each connect answers at once (it once re-bound 127.0.0.11:53 and
+    lost the race with the old socket's close: 'address already in use'), and names on
+    every network it is on resolve from inside."""
+    d = net_daemon
+    for net in ("rjA", "rjB"):
+        d.ok("network", "create", net)
+        cleanup.append(f"n:{net}")
+    d.ok("run", "-d", "--name", "rj-peer", "--network", "rjB", "busybox", "sleep", "300")
+    cleanup.append("c:rj-peer")
+    d.ok("run", "-d", "--name", "rj-self", "--network", "rjA", "busybox", "sleep", "300")
+    cleanup.append("c:rj-self")
+    peer_ip = inspect(d, "rj-peer")["NetworkSettings"]["Networks"]["rjB"]["IPAddress"]
+    for _ in range(6):
+        d.ok("network", "connect", "--alias", "again", "rjB", "rj-self")
+        d.ok("network", "disconnect", "rjB", "rj-self")
+    d.ok("network", "connect", "rjB", "rj-self")
+    found = d.ok("exec", "rj-self", "nslookup", "rj-peer", "127.0.0.11")
+    assert peer_ip in found, found
+    assert d.docker("exec", "rj-self", "nslookup", "rj-self", "127.0.0.11").returncode == 0
+
+
 def test_internal_network_has_no_way_out(net_daemon: Daemon, cleanup: list[str]) -> None:
     d = net_daemon
     d.ok("network", "create", "--internal", "inet")

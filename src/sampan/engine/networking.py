@@ -583,7 +583,6 @@ class Networking:
                 for nid, m in other.networks.items():
                     if known and m.endpoint is not None and self.networks[nid].user_defined:
                         self._register_names(known, self.networks[nid], m)
-        self.dns.unserve(c.id)
         user = [nid for nid in state.networks if self.networks[nid].user_defined]
         self.dns.serve(c.id, state.netns, user,
                        [(ns, 53) for ns in c.host_config.get("Dns") or []])
@@ -688,7 +687,10 @@ class Networking:
             except BaseException:
                 del state.networks[net.id]
                 raise
-            if net.user_defined:
+            if net.user_defined and state.dns:
+                # (already listening in its netns: a second bind would be EADDRINUSE)
+                self._dns_networks_changed(c.id, state)
+            elif net.user_defined:
                 self._serve_dns(c, state)
             self._rewrite_hosts(c, state)
         else:
@@ -708,11 +710,15 @@ class Networking:
         ep = member.endpoint
         if ep is not None:
             self._drop_endpoint(c.id, net.id, ep)
-            if self.dns is not None and state.dns:
-                self.dns.set_networks(c.id, [n for n in state.networks
-                                             if self.networks[n].user_defined])
+            if state.dns:
+                self._dns_networks_changed(c.id, state)
             self._rewrite_hosts(c, state)
         self._save()
+
+    def _dns_networks_changed(self, cid: str, state: ContainerNet) -> None:
+        if self.dns is not None:
+            self.dns.set_networks(cid, [n for n in state.networks
+                                        if self.networks[n].user_defined])
 
     # /etc files ---------------------------------------------------------------------------
 
