@@ -30,7 +30,7 @@ def save(path: str, document: Any) -> None:
     tmp = f"{path}.tmp"
     first = not os.path.exists(path)
     with open(tmp, "w") as f:
-        json.dump(document, f, sort_keys=True)
+        f.write(json.dumps(document, sort_keys=True))
         if first:
             f.flush()
             os.fsync(f.fileno())
