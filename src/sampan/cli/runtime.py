@@ -105,9 +105,6 @@ _COMMANDS = {
 _PROG, _DESCRIPTION = "sampan-runtime", "An OCI runtime with runc's command line."
 
 
-# The commands whose processes enter a container: they run from a sealed copy of the
-# interpreter (runtime/sealed.py, CVE-2019-5736).
-_ENTERING = ("create", "run", "exec")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..runtime.state import ContainerError
 
     try:
-        if as_program and args.command in _ENTERING:
-            from ..runtime.sealed import ensure_protected_exe
+        if as_program:
+            from ..runtime import sealed
 
-            ensure_protected_exe()  # re-executes this command from a protected copy
+            if args.command in sealed.ENTERING:
+                # (the launcher has done it already; not when main() is reached otherwise)
+                sealed.ensure_protected_exe()
         return int(_dispatch(args) or 0)
     except (ConfigError, ContainerError, SetupError, HookError) as exc:
         log.error(str(exc))

@@ -119,6 +119,28 @@ def protected_copy() -> int:
         return sealed_copy()
 
 
+# runc's global flags that take a value (cli/runtime.py's _GLOBAL; a test keeps them in
+# step): what ``entering`` skips to find the command.
+VALUE_FLAGS = ("--root", "--log", "--log-format", "--rootless", "--criu")
+ENTERING = ("create", "run", "exec")
+
+
+def entering(argv: list[str]) -> bool:
+    """Whether the command line (without the program) is one whose processes enter a
+    container; read before the command-line parser is even imported, so that the re-exec
+    below happens as early in the first start as it can."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            return next(args, "") in ENTERING
+        if arg.startswith("-"):
+            if arg in VALUE_FLAGS:
+                next(args, None)
+            continue
+        return arg in ENTERING
+    return False
+
+
 def ensure_protected_exe() -> None:
     """Return only when running from a protected copy; otherwise re-execute from one."""
     if exe_is_protected():
