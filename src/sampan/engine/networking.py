@@ -541,9 +541,9 @@ class Networking:
             assert address6 is None or isinstance(address6, IPv6Interface)
             assert gateway6 is None or isinstance(gateway6, IPv6Address)
             host_ifname = br.veth_name(c.id, index)
-            attach = functools.partial(br.attach, net.bridge, state.netns, host_ifname, address,
-                             gateway, ifname=f"eth{index}", mtu=net.mtu, address6=address6,
-                             gateway6=gateway6)
+            attach = functools.partial(
+                br.attach, net.bridge, state.netns, host_ifname, address, gateway,
+                ifname=f"eth{index}", mtu=net.mtu, address6=address6, gateway6=gateway6)
             try:
                 raw = attach()
             except LinkExists:
