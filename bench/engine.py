@@ -130,12 +130,6 @@ def _uss_kib(pids: list[int]) -> int:
     return total
 
 
-def _session_leader(pid: int) -> bool:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[3]) == pid
-    return False
-
-
 @contextlib.contextmanager
 def sampand(work: str, ns: str, client: Client | None = None,
             monitor: str = "conmon") -> Iterator[Engine]:
@@ -157,9 +151,9 @@ def sampand(work: str, ns: str, client: Client | None = None,
         if monitor == "conmon":
             monitors = lambda: _pids(lambda comm, cmd: comm == "conmon"  # noqa: E731
                                      and base.encode() in cmd)
-        else:  # the warm monitors: session leaders named by the exec root (not the helper)
-            monitors = lambda: [p for p in _pids(lambda comm, cmd: comm.startswith(  # noqa: E731
-                "python") and base.encode() in cmd) if _session_leader(p)]
+        else:  # the warm monitors (named so; the helper is "sampan-warm")
+            monitors = lambda: _pids(lambda comm, cmd: comm == "sampan-monitor"  # noqa: E731
+                                     and base.encode() in cmd)
         engine = Engine("sampand" if monitor == "conmon" else f"sampand --monitor={monitor}",
                         argv, lambda: [proc.pid], monitors, f"{base}/data")
         yield engine

@@ -154,6 +154,12 @@ def set_keepcaps(on: bool) -> None:
     prctl(PR_SET_KEEPCAPS, 1 if on else 0)
 
 
+def set_name(name: str) -> None:
+    """The process's comm (what ps and top show; 15 bytes at most)."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))
+
+
 def personality(persona: int) -> None:
     _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
 

@@ -28,6 +28,7 @@ import time
 from contextlib import suppress
 
 from ..kernel import signals
+from ..kernel import syscalls as k
 from ..oci import jsonio as json
 
 TYPE_CHECKING = False
@@ -108,7 +109,6 @@ class Monitor:
         with it, so the monitor stays small. We are the subreaper the container's init is
         reparented to.
         """
-        from ..kernel import syscalls as k
         from ..kernel import unixsock
 
         req = self.req
@@ -371,6 +371,8 @@ def run(req: dict[str, Any], sync_fd: int) -> None:
     code = 1
     try:
         os.setsid()
+        # (its comm was the fd number it was executed through: see engine/zygote.py)
+        k.set_name("sampan-monitor")
         mon = Monitor(req)
         try:
             journal = Journal(req["log_path"] if req["logging"] else "", req["log_size_max"])

@@ -25,6 +25,7 @@ def serve(fd: int) -> None:
 
     from ..cgroups import devices  # noqa: F401 - imported once here, not per container
     from ..kernel import caps, seccomp_bpf  # noqa: F401
+    from ..kernel import syscalls as k
     from ..runtime import container  # noqa: F401
     from ..runtime.sealed import exe_is_protected
     from . import monitor
@@ -34,6 +35,7 @@ def serve(fd: int) -> None:
                     b"interpreter (CVE-2019-5736): refusing to create containers\n")
         return
     sock = unixsock.from_fd(fd)
+    k.set_name("sampan-warm")  # not the number of the fd it was executed through
     caps.last_cap()
     gc.collect()
     gc.freeze()
