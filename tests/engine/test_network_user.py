@@ -9,7 +9,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -37,11 +38,25 @@ FETCH_BY_NAME = (
     "case $a in 127.0.0.11*|'') ;; *) " + HTTP_GET.format("$a") + " && break;; esac; "
     "sleep 0.3; done; ")
 
+T = TypeVar("T")
+
 
 def links() -> set[str]:
     out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
                          check=True).stdout
     return {link["ifname"] for link in json.loads(out)}
+
+
+def settled(probe: Callable[[], T], expected: Callable[[T], bool], timeout: float = 5.0) -> T:
+    """``probe()`` once ``expected`` holds of it (or the last one): the kernel deletes a
+    stopped container's veths with its namespace, a few milliseconds after sampand drops
+    it, not before the API answers."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not expected(value) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = probe()
+    return value
 
 
 @pytest.fixture
@@ -217,7 +232,8 @@ def test_kill9_restart_keeps_running_and_cleans_dead(net_daemon: Daemon,
         keeper["IPAddress"]
     taken = d.docker("run", "--rm", "-p", "127.0.0.1:18090:80", "busybox", "true")
     assert "port is already allocated" in taken.stderr
-    assert not any(name.startswith("sv" + dier_id[:10]) for name in links())
+    assert not any(name.startswith("sv" + dier_id[:10]) for name in settled(
+        links, lambda now: not any(n.startswith("sv" + dier_id[:10]) for n in now)))
     assert f"ctr:{dier_id}" not in rule_tags(d)
     assert not os.path.exists(f"{d.exec_root}/netns/{dier_id}")
     # the address stays reserved: a new container on rnet gets another one
@@ -275,7 +291,25 @@ def test_nothing_left_after_rm(net_daemon: Daemon) -> None:
         d.ok("run", "-d", "--name", f"g{i}", "-p", "80", "busybox", "sleep", "60")
     d.ok("rm", "-f", *[f"g{i}" for i in range(5)])
     d.ok("network", "rm", "gone")
-    assert (links(), rule_tags(d), namespaces(), netns_mounts(), allocated()) == before
+    assert (settled(links, lambda now: now == before[0]), rule_tags(d), namespaces(),
+            netns_mounts(), allocated()) == before
+
+
+def test_started_again_at_once_gets_its_network(net_daemon: Daemon,
+                                               cleanup: list[str]) -> None:
+    """A container's veth is named after it and goes with its namespace, a little after
+    it stopped: a start right away still gets its interface and address."""
+    d = net_daemon
+    d.ok("run", "--name", "again", "busybox", "true")
+    cleanup.append("c:again")
+    for _ in range(4):
+        out = d.ok("start", "-a", "again")
+        assert out == "", out
+    d.ok("rm", "again")
+    d.ok("create", "--name", "again2", "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
+    cleanup.append("c:again2")
+    for _ in range(4):
+        assert " inet 172." in d.ok("start", "-a", "again2")
 
 
 def test_ipv6_dual_stack(net_daemon: Daemon, cleanup: list[str]) -> None:

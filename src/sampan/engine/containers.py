@@ -374,7 +374,6 @@ class Containers:
             self.shipper(c).ship()  # hold the journal open from the start
         c.monitor = mon
         c.state.pid = pid
-        self.store.save(c)
         attached = list(live.pending)
         live.pending.clear()
         for att in attached:
@@ -387,7 +386,7 @@ class Containers:
         c.state.exit_code = 0
         c.state.oom_killed = False
         c.state.started_at = rfc3339()
-        self.store.save(c)
+        self.store.save(c)  # (one save for the monitor, the pid and the state)
         self._watch(c)
         await self.runtime_of(c).start(c.id)
         for att in attached:

@@ -37,6 +37,7 @@ from ..network import bridge as br
 from ..network import files as etc
 from ..network import firewall, netns, ports, statefile
 from ..network.dns import DnsServer
+from ..network.errors import Conflict as LinkExists
 from ..network.errors import NetworkError
 from ..network.firewall import Firewall
 from ..network.ipam import DEFAULT_POOLS, Ipam, Pool
@@ -539,9 +540,18 @@ class Networking:
             assert gateway is None or isinstance(gateway, IPv4Address)
             assert address6 is None or isinstance(address6, IPv6Interface)
             assert gateway6 is None or isinstance(gateway6, IPv6Address)
-            raw = br.attach(net.bridge, state.netns, br.veth_name(c.id, index), address,
-                            gateway, ifname=f"eth{index}", mtu=net.mtu, address6=address6,
-                            gateway6=gateway6)
+            host_ifname = br.veth_name(c.id, index)
+            attach = functools.partial(br.attach, net.bridge, state.netns, host_ifname, address,
+                             gateway, ifname=f"eth{index}", mtu=net.mtu, address6=address6,
+                             gateway6=gateway6)
+            try:
+                raw = attach()
+            except LinkExists:
+                # the veth of this container's last run, which the kernel has not finished
+                # deleting with that run's namespace (see _release_state)
+                with suppress(NetworkError, OSError):
+                    br.delete_link(host_ifname)
+                raw = attach()
         except BaseException:
             self.ipam.release_address(net.id, c.id)
             self.ipam.release_address(net.id + V6, c.id)
@@ -630,23 +640,34 @@ class Networking:
             with suppress(NetworkError):
                 self.nat.unpublish(cid)
             state.ports = []
+        # Deleting a veth waits for the kernel's unregistering (25-30 ms here); dropping the
+        # last hold on the namespace has the kernel delete its veths on its own, batched
+        # and off our path. Unless another container lives in the namespace too.
+        with_netns = bool(state.netns) and not self._netns_shared()
         for nid, member in state.networks.items():
             ep = member.endpoint
             if ep is None:
                 continue
-            self._drop_endpoint(cid, nid, ep)
+            self._drop_endpoint(cid, nid, ep, delete_link=not with_netns)
             member.endpoint = None
         if state.netns:
             netns.delete(state.netns)
             state.netns = ""
 
-    def _drop_endpoint(self, cid: str, nid: str, ep: Endpoint) -> None:
+    def _netns_shared(self) -> bool:
+        """Whether some container may be in another's namespace (--network container:)."""
+        return any(self.mode(other).startswith("container:") and other.state.running
+                   for other in map(self.lookup, self.containers) if other is not None)
+
+    def _drop_endpoint(self, cid: str, nid: str, ep: Endpoint, delete_link: bool = True,
+                       ) -> None:
         """Its names, its veth (the inner end goes with it) and its addresses."""
         if self.dns is not None:
             for ip in ep.ips():
                 self.dns.remove_address(nid, ip)
-        with suppress(NetworkError, OSError):
-            br.delete_link(ep.host_ifname)
+        if delete_link:
+            with suppress(NetworkError, OSError):
+                br.delete_link(ep.host_ifname)
         self.ipam.release_address(nid, cid)
         self.ipam.release_address(nid + V6, cid)
         net = self.networks.get(nid)

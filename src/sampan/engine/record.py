@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -79,7 +79,10 @@ class Container:
         return bool(self.config.get("Tty"))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """For json.dump only: shallow (asdict's deep copy of config and host_config was
+        a noticeable part of each of a start's saves)."""
+        return {**vars(self), "state": dict(vars(self.state)),
+                "monitor": dict(vars(self.monitor))}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Container:

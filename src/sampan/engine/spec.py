@@ -217,13 +217,16 @@ def build_spec(container: Container, image: ImageConfig, rootfs: str, directory:
         linux["readonlyPaths"] = list(DEFAULT_READONLY_PATHS)
     if host.sysctls:
         linux["sysctl"] = dict(host.sysctls)
-    filt = seccomp_for(security, defaults.security, bool(host.privileged), caps)
-    if filt is not None:
-        linux["seccomp"] = filt
     try:
-        return parse_spec(spec).to_json()
+        checked = parse_spec(spec).to_json()
     except ConfigError as exc:
         raise InvalidParameter(str(exc)) from None
+    # The seccomp section is made here from a checked profile (security/seccomp.py), and
+    # decoding its few hundred rules again was the most of this check's cost.
+    filt = seccomp_for(security, defaults.security, bool(host.privileged), caps)
+    if filt is not None:
+        checked["linux"]["seccomp"] = filt
+    return checked
 
 
 def security_options(host: HostConfig) -> SecurityOptions:

@@ -1,17 +1,20 @@
 """Container records on disk: one directory per container under <data-root>/containers,
-its record in ``container.json`` replaced atomically (write, fsync, rename), so a daemon
+its record in ``container.json`` replaced atomically (``statefile.save``), so a daemon
 killed at any moment leaves the old record or the new one, never half of one."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from contextlib import suppress
 
+from ..network import statefile
 from .record import Container
 
 RECORD = "container.json"
+log = logging.getLogger(__name__)
 
 
 class ContainerStore:
@@ -28,27 +31,24 @@ class ContainerStore:
         return path
 
     def save(self, container: Container) -> None:
-        path = os.path.join(self.dir(container.id), RECORD)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(container.to_json(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
+        statefile.save(os.path.join(self.dir(container.id), RECORD), container.to_json())
 
     def load_all(self) -> list[Container]:
-        """Every stored container; a directory without a readable record is a crash's
-        leftover from a create, and is removed."""
+        """Every stored container. A directory without a record is a crash's leftover from
+        a create, and is removed; one whose record cannot be read is left for ``sampan
+        system check`` to report, never deleted on a guess."""
         out = []
         for name in sorted(os.listdir(self.root)):
             path = os.path.join(self.root, name, RECORD)
             try:
                 with open(path) as f:
                     out.append(Container.from_json(json.load(f)))
-            except (OSError, ValueError, TypeError):
+            except FileNotFoundError:
                 with suppress(OSError):
                     if not os.path.ismount(os.path.join(self.root, name, "rootfs")):
                         shutil.rmtree(os.path.join(self.root, name))
+            except (OSError, ValueError, TypeError) as exc:
+                log.error("container %s: unreadable record %s: %s", name[:12], path, exc)
         return out
 
     def remove(self, container_id: str) -> None:

@@ -27,13 +27,18 @@ CAPABILITIES = (
 _NUMBERS = {name: i for i, name in enumerate(CAPABILITIES)}
 
 
+_last_cap: list[int] = []  # read once per process (and once per warm helper, for its forks)
+
+
 def last_cap() -> int:
     """The highest capability this kernel knows; newer names are ignored, as runc does."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return min(int(f.read()), len(CAPABILITIES) - 1)
-    except OSError:
-        return len(CAPABILITIES) - 1
+    if not _last_cap:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap.append(min(int(f.read()), len(CAPABILITIES) - 1))
+        except OSError:
+            return len(CAPABILITIES) - 1
+    return _last_cap[0]
 
 
 def all_mask() -> int:

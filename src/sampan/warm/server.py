@@ -23,7 +23,9 @@ def serve(fd: int) -> None:
     """The helper's loop (in its own process)."""
     import gc
 
-    from ..runtime import container  # noqa: F401 - imported once here, not per container
+    from ..cgroups import devices  # noqa: F401 - imported once here, not per container
+    from ..kernel import caps, seccomp_bpf  # noqa: F401
+    from ..runtime import container  # noqa: F401
     from ..runtime.sealed import exe_is_protected
     from . import monitor
 
@@ -32,6 +34,7 @@ def serve(fd: int) -> None:
                     b"interpreter (CVE-2019-5736): refusing to create containers\n")
         return
     sock = unixsock.from_fd(fd)
+    caps.last_cap()
     gc.collect()
     gc.freeze()
     while True:
