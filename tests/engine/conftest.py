@@ -100,7 +100,8 @@ class Daemon(DockerCLI):
 
 
 def _monitor_flag() -> list[str]:
-    """SAMPAN_TEST_MONITOR=sampan runs the suite with sampand's own monitor."""
+    """SAMPAN_TEST_MONITOR=conmon runs the suite with conmon as the containers' monitor
+    (sampand's own, forked warm, is the default); =sampan names the default."""
     kind = os.environ.get("SAMPAN_TEST_MONITOR")
     return ["--monitor", kind] if kind else []
 
@@ -199,6 +200,13 @@ def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def monitor_of(d: DockerCLI, name: str) -> int:
+    """The pid of a running container's monitor: the parent of its init."""
+    pid = int(d.ok("inspect", "--format", "{{.State.Pid}}", name).strip())
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def unique(prefix: str) -> str:

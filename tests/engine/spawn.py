@@ -86,6 +86,17 @@ def spawned(args: list[str], layout: bool = True) -> Iterator[Spawned]:
         cleanup(d)
 
 
+@contextlib.contextmanager
+def started(args: list[str]) -> Iterator[Spawned]:
+    """A Spawned daemon, started with busybox loaded; cleaned up on exit."""
+    from .conftest import FIXTURES
+
+    with spawned(args) as d:
+        d.start()
+        d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+        yield d
+
+
 def run_sampand(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """sampand with arguments that must make it refuse to start."""
     return subprocess.run([SAMPAND, *args], capture_output=True, text=True, timeout=timeout,

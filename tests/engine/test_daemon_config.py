@@ -73,6 +73,7 @@ def refused(tmp: Path, config: dict[str, Any] | str | None, *flags: str) -> str:
     ({"hosts": ["http://x"]}, "hosts: 'http://x': unsupported scheme 'http'"),
     ({"group": "no-such-group-here"}, "group: group 'no-such-group-here' not found"),
     ({"bridge": "name-far-too-long"}, "bridge: 'name-far-too-long' is not a valid interface"),
+    ({"monitor": "runc"}, "monitor: 'runc' is not one of sampan, conmon"),
     ({"cgroup-parent": "relative"}, "cgroup-parent: 'relative' must be an absolute path"),
     ({"seccomp-profile": "/no/such/profile.json"}, "seccomp-profile: /no/such/profile.json"),
     ({"userns-remap": "no-such-user"}, "userns-remap: no such user 'no-such-user'"),
@@ -94,11 +95,15 @@ def test_flag_and_file_conflict(tmp: Path) -> None:
             f"file: data-root: (from flag: {tmp / 'b'}, from file: {tmp / 'a'})") in err
     err = refused(tmp, {"hosts": ["unix:///tmp/a.sock"]}, "-H", "unix:///tmp/b.sock")
     assert "hosts: (from flag: [unix:///tmp/b.sock], from file: [unix:///tmp/a.sock])" in err
+    err = refused(tmp, {"monitor": "conmon"}, "--monitor", "sampan")
+    assert "monitor: (from flag: sampan, from file: conmon)" in err
 
 
 def test_bad_flags(tmp: Path) -> None:
     assert "log-opt: 'nokey': want key=value" in refused(tmp, None, "--log-opt", "nokey")
     assert "invalid boolean 'maybe'" in refused(tmp, None, "--live-restore=maybe")
+    assert "argument --monitor: invalid choice: 'runc'" in refused(tmp, None, "--monitor",
+                                                                   "runc")
     assert "default-ulimit: 'nofile=a:b': limits must be numbers" in refused(
         tmp, None, "--default-ulimit", "nofile=a:b")
     assert "unrecognized arguments: --no-such-flag" in refused(tmp, None, "--no-such-flag")
@@ -129,6 +134,9 @@ def test_typed_options() -> None:
     assert options.default_runtime == "sampan-runtime"
     assert "sampan-runtime" in options.runtimes
     assert merge({}, {}).engine_options().address_pools  # the network library's defaults
+    assert merge({}, {}).engine_options().monitor == "sampan"  # the warm monitor by default
+    assert merge({}, {"monitor": "conmon"}).engine_options().monitor == "conmon"
+    assert merge({"monitor": "conmon"}, {}).engine_options().monitor == "conmon"
     with pytest.raises(ConfigError, match="don't match any configuration option: bogus"):
         path = tempfile.mktemp()
         Path(path).write_text('{"bogus": 1}')

@@ -1,6 +1,7 @@
-"""sampand --monitor=sampan: containers under sampan's own monitor, forked by the warm
-helper instead of conmon + a fresh sampan-runtime. (The whole engine suite runs with it
-under SAMPAN_TEST_MONITOR=sampan; these are its own promises.)"""
+"""sampand's default monitor (``--monitor=sampan``): containers under sampan's own monitor,
+forked by the warm helper instead of conmon + a fresh sampan-runtime. (The whole engine
+suite runs with it; these are its own promises. test_conmon_monitor.py keeps
+``--monitor=conmon`` working, and SAMPAN_TEST_MONITOR=conmon runs the suite with it.)"""
 
 from __future__ import annotations
 
@@ -11,23 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import FIXTURES, until
-from .spawn import Spawned, spawned
+from .conftest import monitor_of, until
+from .monitors import check_run_stdio
+from .spawn import Spawned, started
 
 
 @pytest.fixture(scope="module")
 def warm() -> Iterator[Spawned]:
-    with spawned(["--monitor", "sampan"]) as d:
-        d.start()
-        d.ok("load", "-i", str(FIXTURES / "busybox.docker.tar"))
+    with started(["--monitor", "sampan"]) as d:
         yield d
-
-
-def _monitor_pid(d: Spawned, name: str) -> int:
-    """The pid of the container's monitor: the parent of its init."""
-    pid = int(d.ok("inspect", "--format", "{{.State.Pid}}", name).strip())
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def _private_kib(pid: int) -> int:
@@ -39,11 +32,8 @@ def _private_kib(pid: int) -> int:
     return total
 
 
-def test_run_output_exit_code_and_logs(warm: Spawned) -> None:
-    result = warm.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
-    assert result.returncode == 3
-    assert result.stdout == "out\n"
-    assert "err\n" in result.stderr
+def test_run_stdio_exit_code_and_logs(warm: Spawned) -> None:
+    check_run_stdio(warm)
     name = "warm-logs"
     warm.ok("run", "-d", "--name", name, "busybox", "sh", "-c", "echo one; echo two >&2")
     try:
@@ -54,21 +44,12 @@ def test_run_output_exit_code_and_logs(warm: Spawned) -> None:
         warm.ok("rm", "-f", name)
 
 
-def test_stdin_tty_and_a_missing_program(warm: Spawned) -> None:
-    assert warm.ok("run", "--rm", "-i", "busybox", "cat", input="through stdin\n") == \
-        "through stdin\n"
-    assert warm.ok("run", "--rm", "-t", "busybox", "tty").strip() == "/dev/pts/0"
-    missing = warm.docker("run", "--rm", "busybox", "no-such-program")
-    assert missing.returncode == 127
-    assert 'exec: "no-such-program": executable file not found' in missing.stderr
-
-
 def test_the_monitor_is_sampans_small_and_outlives_sampand(warm: Spawned) -> None:
     name = "warm-long"
     warm.ok("run", "-d", "--name", name, "busybox", "sh", "-c",
             "trap 'exit 7' TERM; while true; do sleep 0.1; done")
     try:
-        mon = _monitor_pid(warm, name)
+        mon = monitor_of(warm, name)
         with open(f"/proc/{mon}/comm") as f:
             assert f.read().strip() != "conmon"
         with open(f"/proc/{mon}/cmdline", "rb") as f:

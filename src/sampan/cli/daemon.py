@@ -22,6 +22,7 @@ from .. import __version__
 from ..engine.daemonconfig import (
     DEFAULT_CONFIG_FILE,
     DEFAULT_HOST,
+    MONITORS,
     ConfigError,
     DaemonConfig,
     key_value,
@@ -93,9 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--no-new-privileges", dest="no-new-privileges", action="store_const", const=True,
         help="set no_new_privs in new containers")
     add("--conmon", default="conmon", help="conmon binary")
-    add("--monitor", default="conmon", choices=("conmon", "sampan"),
-        help="per-container monitor: conmon, or sampan's own forked from a warm helper "
-             "(sampan-runtime only; exec sessions keep conmon)")
+    add("--monitor", dest="monitor", choices=MONITORS,
+        help="per-container monitor: sampan's own, forked from a warm helper (default; "
+             "containers of other runtimes and exec sessions still use conmon), or conmon")
     add("-v", "--version", action="version", version=f"sampand {__version__}")
     return p
 
@@ -111,7 +112,7 @@ def _bool(text: str) -> bool:
 def _flags(ns: argparse.Namespace) -> dict[str, Any]:
     """The flags given, by daemon.json key, in daemon.json's shapes."""
     raw = {k: v for k, v in vars(ns).items()
-           if v is not None and k not in ("config_file", "conmon", "monitor")}
+           if v is not None and k not in ("config_file", "conmon")}
     if "log-opts" in raw:
         raw["log-opts"] = dict(key_value(v, "log-opt") for v in raw["log-opts"])
     if "default-address-pools" in raw:
@@ -156,7 +157,7 @@ def lock(exec_root: str) -> int:
 
 
 async def serve(config: DaemonConfig, conmon: str, path: str = DEFAULT_CONFIG_FILE,
-                flags: dict[str, Any] | None = None, monitor: str = "conmon") -> None:
+                flags: dict[str, Any] | None = None) -> None:
     from aiohttp import web
 
     from ..api import make_app
@@ -170,7 +171,6 @@ async def serve(config: DaemonConfig, conmon: str, path: str = DEFAULT_CONFIG_FI
                      key=config.tlskey)
     listeners = open_listeners(config.hosts, socket_group(config), tls)
     options = config.engine_options(conmon)
-    options.monitor = monitor
     engine = Engine(options)
     await engine.start()
     runner = web.AppRunner(make_app(engine), access_log=log if config.debug else None,
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         asyncio.run(serve(config, ns.conmon, ns.config_file or DEFAULT_CONFIG_FILE,
-                          _flags(ns), ns.monitor))
+                          _flags(ns)))
     except ConfigError as exc:
         print(f"sampand: {exc}", file=sys.stderr)
         return 1

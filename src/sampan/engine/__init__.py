@@ -1,5 +1,6 @@
-"""The engine behind sampand: containers made from images, run under a monitor (conmon) each,
-persisted under the data root so that a restarted daemon finds them again."""
+"""The engine behind sampand: containers made from images, run under a monitor each (sampan's
+own, forked warm, or conmon), persisted under the data root so that a restarted daemon
+finds them again."""
 
 from .engine import Engine, EngineOptions
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified

@@ -55,7 +55,8 @@ class EngineOptions:
     exec_root: str = DEFAULT_EXEC_ROOT  # runtime state, exit files, attach sockets
     runtime: str = field(default_factory=default_runtime)  # the default runtime's path
     conmon: str = "conmon"
-    monitor: str = "conmon"  # or "sampan": monitors forked by a warm zygote (zygote.py)
+    # "sampan": monitors forked by a warm zygote (zygote.py), or "conmon"
+    monitor: str = "sampan"
     snapshotter: str | None = None
     cgroup_parent: str = CGROUP_PARENT  # containers' cgroups are <parent>/<id>
     # OCI runtimes by name (HostConfig.Runtime) and the one used when none is named.

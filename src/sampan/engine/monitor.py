@@ -1,4 +1,6 @@
-"""The per-container monitor: conmon, as podman drives it.
+"""The per-container monitor: sampan's own (``--monitor=sampan``, the default: forked warm by
+``zygote.py``, see ``sampan/warm/monitor.py``) or conmon, as podman drives it. Both keep
+conmon's files and formats, so the rest of the engine treats them alike.
 
 conmon runs ``<runtime> create`` (with a console socket for a TTY), holds the container's
 stdio, writes its output to a k8s-file journal (``logs`` turns it into docker's json-file),
@@ -44,9 +46,9 @@ class MonitorConfig:
     socket_dir: str  # short path: conmon links <socket_dir>/<id[:12]> to the bundle
     conmon: str = "conmon"
     runtime_args: tuple[str, ...] = ()  # daemon.json's runtimeArgs
-    # "conmon", or "sampan": sampan's own monitor, forked warm from a zygote (used only
-    # with sampan's own runtime; any other runtime still goes through conmon)
-    kind: str = "conmon"
+    # "sampan": sampan's own monitor, forked warm from a zygote (used only with sampan's
+    # own runtime; any other runtime still goes through conmon), or "conmon"
+    kind: str = "sampan"
     zygote: Zygote | None = field(default=None, compare=False, repr=False)
 
     @property

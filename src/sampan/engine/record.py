@@ -49,7 +49,8 @@ class State:
 
 @dataclass
 class Monitor:
-    """The conmon process of a running container; its start time tells a reused pid apart."""
+    """The monitor (sampan's or conmon) of a running container; its start time tells a
+    reused pid apart."""
 
     pid: int = 0
     start_time: int = 0

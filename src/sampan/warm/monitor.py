@@ -63,9 +63,17 @@ class Journal:
         if lines[-1]:
             out.append(stamp + b" P " + lines[-1] + b"\n")
         blob = b"".join(out)
-        if self.size_max > 0 and self.size + len(blob) > self.size_max:
-            self._replace()
-        _write_all(self.fd, blob)
+        try:
+            if self.size_max > 0 and self.size + len(blob) > self.size_max:
+                self._replace()
+            _write_all(self.fd, blob)
+        except OSError:
+            # A full disk (or any write error) loses this output for the log, as conmon
+            # does, but never the monitor: attached clients still get it, and the exit code
+            # is still recorded. A line cut short is taken back, so the journal stays whole.
+            with suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+            return
         self.size += len(blob)
 
     def _replace(self) -> None:
@@ -73,7 +81,11 @@ class Journal:
         tmp = self.path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
                      0o600)
-        os.rename(tmp, self.path)
+        try:
+            os.rename(tmp, self.path)
+        except OSError:
+            os.close(fd)
+            raise
         os.close(self.fd)
         self.fd, self.size = fd, 0
 
