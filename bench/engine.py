@@ -132,7 +132,7 @@ def _uss_kib(pids: list[int]) -> int:
 
 @contextlib.contextmanager
 def sampand(work: str, ns: str, client: Client | None = None,
-            monitor: str = "conmon") -> Iterator[Engine]:
+            monitor: str = "sampan") -> Iterator[Engine]:
     base = os.path.join(work, f"sampand-{monitor}")
     os.makedirs(base)
     sock = os.path.join(base, "sampand.sock")
@@ -154,7 +154,7 @@ def sampand(work: str, ns: str, client: Client | None = None,
         else:  # the warm monitors (named so; the helper is "sampan-warm")
             monitors = lambda: _pids(lambda comm, cmd: comm == "sampan-monitor"  # noqa: E731
                                      and base.encode() in cmd)
-        engine = Engine("sampand" if monitor == "conmon" else f"sampand --monitor={monitor}",
+        engine = Engine(f"sampand --monitor={monitor}",
                         argv, lambda: [proc.pid], monitors, f"{base}/data")
         yield engine
         engine.remove_all()
@@ -248,8 +248,6 @@ def case_start(engines: list[Engine], reps: int) -> list[Result]:
 def _label(e: Engine) -> str:
     if e.name.startswith("sampan "):
         return e.name.replace("sampan ", "sampan CLI → sampand ", 1)
-    if e.name == "sampan":
-        return "sampan CLI → sampand"
     return e.name if e.name == "podman" else f"{e.name} via docker CLI"
 
 
@@ -355,7 +353,7 @@ def main() -> int:
             if os.access(cli, os.X_OK):
                 sock = os.path.join(work, f"sampand-{args.monitor[0]}", "sampand.sock")
                 first = args.monitor[0]
-                with_cli = Engine("sampan" if first == "conmon" else f"sampan --monitor={first}",
+                with_cli = Engine(f"sampan --monitor={first}",
                                   [cli, "-H", f"unix://{sock}"],
                                   engines[0].daemon_pids, engines[0].monitor_pids,
                                   engines[0].data_root)
