@@ -111,12 +111,18 @@ def _expect(tally: Tally, op: str, response: httpx.Response, status: int) -> htt
     return response
 
 
-def _short_lived(client: httpx.Client, tally: Tally, marker: str) -> None:
+def _run(client: httpx.Client, tally: Tally, marker: str, script: str) -> str:
+    """A busybox container named ``marker`` running ``script``, created and started."""
     created = _expect(tally, "create", client.post(
         "/containers/create", params={"name": marker},
-        json={"Image": "busybox", "Cmd": ["sh", "-c", f"echo {marker}"]}), 201)
-    cid = created.json()["Id"]
+        json={"Image": "busybox", "Cmd": ["sh", "-c", script]}), 201)
+    cid: str = created.json()["Id"]
     _expect(tally, "start", client.post(f"/containers/{cid}/start"), 204)
+    return cid
+
+
+def _short_lived(client: httpx.Client, tally: Tally, marker: str) -> None:
+    cid = _run(client, tally, marker, f"echo {marker}")
     waited = _expect(tally, "wait", client.post(f"/containers/{cid}/wait"), 200)
     if waited.json().get("StatusCode") != 0:
         raise Failed(f"wait: {waited.text}")
@@ -131,11 +137,7 @@ def _short_lived(client: httpx.Client, tally: Tally, marker: str) -> None:
 
 
 def _long_running(client: httpx.Client, tally: Tally, marker: str) -> None:
-    created = _expect(tally, "create", client.post(
-        "/containers/create", params={"name": marker},
-        json={"Image": "busybox", "Cmd": ["sh", "-c", f"echo {marker}; exec sleep 300"]}), 201)
-    cid = created.json()["Id"]
-    _expect(tally, "start", client.post(f"/containers/{cid}/start"), 204)
+    cid = _run(client, tally, marker, f"echo {marker}; exec sleep 300")
     deadline = time.monotonic() + TIMEOUT
     while True:
         logs = _expect(tally, "logs", client.get(f"/containers/{cid}/logs",

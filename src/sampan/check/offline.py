@@ -45,7 +45,7 @@ def _snapshotter(data_root: str) -> str | None:
 
 
 def _bridge(data_root: str) -> str:
-    from ..network import statefile
+    from .. import statefile
     from ..network.bridge import DEFAULT_BRIDGE
 
     doc = statefile.load(os.path.join(data_root, "network", "networks.json")) or {}

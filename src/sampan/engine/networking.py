@@ -32,10 +32,11 @@ from ipaddress import (
 )
 from typing import Any, ParamSpec, TypeVar
 
+from .. import statefile
 from ..errors import StatusError
 from ..network import bridge as br
 from ..network import files as etc
-from ..network import firewall, netns, ports, statefile
+from ..network import firewall, netns, ports
 from ..network.dns import DnsServer
 from ..network.errors import Conflict as LinkExists
 from ..network.errors import NetworkError

@@ -10,7 +10,7 @@ import os
 import shutil
 from contextlib import suppress
 
-from ..network import statefile
+from .. import statefile
 from .record import Container
 
 RECORD = "container.json"

@@ -25,7 +25,8 @@ from ipaddress import (
     ip_network,
 )
 
-from sampan.network import netlink, statefile
+from sampan import statefile
+from sampan.network import netlink
 from sampan.network.errors import Conflict, Exhausted, InvalidRequest, NotFound
 
 Net = IPv4Network | IPv6Network
