@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -203,6 +204,31 @@ def test_group_flag_owns_the_socket(tmp: Path) -> None:
         d.proc.send_signal(signal.SIGHUP)  # survived, still answering
         time.sleep(0.5)
         assert d.proc.poll() is None and d.http().get("/_ping").text == "OK"
+
+
+def test_a_burst_of_clients_queues_while_the_daemon_is_busy(tmp: Path) -> None:
+    """300 clients connecting while sampand cannot accept (stopped, as a stalled loop would
+    be) all queue and are answered once it runs again: a 128-entry listen queue made the
+    129th fail with EAGAIN, as the 200-client load test saw."""
+    with spawned([]) as d:
+        d.start()
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGSTOP)
+        clients: list[socket.socket] = []
+        try:
+            for _ in range(300):
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                clients.append(c)
+                c.setblocking(False)
+                c.connect(d.socket)  # BlockingIOError (EAGAIN) when the queue is full
+                c.setblocking(True)
+                c.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        finally:
+            d.proc.send_signal(signal.SIGCONT)
+        for c in clients:
+            c.settimeout(60)
+            with c:
+                assert c.recv(4096).startswith(b"HTTP/1.1 200")
 
 
 def _stopped_with_sampand(d: Daemon) -> str:

@@ -20,6 +20,16 @@ from ..engine.daemonconfig import ConfigError, parse_host
 SD_LISTEN_FDS_START = 3
 
 
+def listen_backlog() -> int:
+    """The kernel's own ceiling, as Go's net package (and so dockerd) uses: a burst of
+    clients must queue, not fail with EAGAIN as they do against a 128-entry queue."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(128, int(f.read()))
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
 @dataclass
 class TLSOptions:
     verify: bool = False
@@ -121,7 +131,7 @@ def _unix(path: str, gid: int) -> tuple[socket.socket, int]:
             os.umask(old)
         os.chown(path, 0, gid)
         os.chmod(path, 0o660)
-        sock.listen(128)
+        sock.listen(listen_backlog())
     except OSError as exc:
         sock.close()
         raise ConfigError(f"hosts: unix://{path}: {exc.strerror}") from None
@@ -141,7 +151,7 @@ def _tcp(address: str) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
-        sock.listen(128)
+        sock.listen(listen_backlog())
     except OSError as exc:
         sock.close()
         raise ConfigError(f"hosts: tcp://{address}: {exc.strerror}") from None

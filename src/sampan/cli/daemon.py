@@ -161,7 +161,7 @@ async def serve(config: DaemonConfig, conmon: str, path: str = DEFAULT_CONFIG_FI
     from aiohttp import web
 
     from ..api import make_app
-    from ..api.listeners import TLSOptions, open_listeners
+    from ..api.listeners import TLSOptions, listen_backlog, open_listeners
     from ..engine import Engine
     from ..engine.daemonconfig import socket_group
 
@@ -178,7 +178,7 @@ async def serve(config: DaemonConfig, conmon: str, path: str = DEFAULT_CONFIG_FI
     await runner.setup()
     for listener in listeners:
         site = web.SockSite(runner, listener.sock, ssl_context=listener.ssl_context,
-                            shutdown_timeout=SHUTDOWN_TIMEOUT)
+                            shutdown_timeout=SHUTDOWN_TIMEOUT, backlog=listen_backlog())
         await site.start()
         log.info("sampand %s listening on %s", __version__, listener.host)
     if config.pidfile:
