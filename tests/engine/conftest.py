@@ -106,6 +106,22 @@ def _monitor_flag() -> list[str]:
     return ["--monitor", kind] if kind else []
 
 
+def lasting_zombies(pid: int, settle: float = 5.0) -> list[int]:
+    """Children of ``pid`` (sampand) that stay zombies: an exit nobody reaps. One that is
+    reaped in passing (a container's monitor just exited) is given ``settle`` seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        found = []
+        for entry in os.listdir("/proc"):
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+                if entry.isdigit() and fields[0] == "Z" and int(fields[1]) == pid:
+                    found.append(int(entry))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def _monitors_of(base: str) -> list[int]:
     """Processes (conmons, containers) whose command line names our directory."""
     pids = []

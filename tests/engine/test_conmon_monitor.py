@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import DOCKER, FIXTURES, monitor_of, unique, until
+from .conftest import DOCKER, FIXTURES, lasting_zombies, monitor_of, unique, until
 from .monitors import check_run_stdio
 from .spawn import Spawned, spawned, started
 
@@ -39,6 +39,13 @@ def _state(d: Spawned, name: str) -> tuple[str, int, int]:
 
 def test_run_stdio_and_exit_code(conmon: Spawned) -> None:
     check_run_stdio(conmon)
+
+
+def test_a_failed_create_leaves_no_zombie_conmon(conmon: Spawned) -> None:
+    failed = conmon.docker("run", "--rm", "busybox", "no-such-command")
+    assert failed.returncode == 127, failed.stderr
+    assert conmon.proc is not None
+    assert lasting_zombies(conmon.proc.pid) == []
 
 
 def test_the_monitor_is_conmon_and_logs_follow(conmon: Spawned) -> None:

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 
-from .conftest import Daemon
+from .conftest import Daemon, lasting_zombies
 
 
 def _name() -> str:
@@ -28,6 +28,8 @@ def test_run_missing_command(daemon: Daemon) -> None:
     assert result.returncode == 127
     assert "executable file not found" in result.stderr
     assert daemon.ok("ps", "-aq") == before  # --rm: the container that failed is gone too
+    assert daemon.proc is not None
+    assert lasting_zombies(daemon.proc.pid) == []  # its monitor was reaped
 
 
 def test_image_in_use_is_a_conflict(daemon: Daemon) -> None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .zygote import Zygote
 
 SYNC_TIMEOUT = 60.0
+REAP_TIMEOUT = 10.0
 # Runtime errors caused by the container's configuration: Docker answers them with a 400.
 _USER_ERRORS = ("executable file not found", "no such file or directory",
                 "permission denied")
@@ -154,7 +155,12 @@ def launch(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
-    pid = _created(message, os.path.join(job.bundle, "conmon.log"))
+    try:
+        pid = _created(message, os.path.join(job.bundle, "conmon.log"))
+    except EngineError:
+        with suppress(OSError, ValueError), open(pidfile) as f:
+            _reap(int(f.read().strip()))
+        raise
     with open(pidfile) as f:
         conmon_pid = int(f.read().strip())
     return Monitor(pid=conmon_pid, start_time=start_time(conmon_pid)), pid
@@ -189,9 +195,30 @@ def _launch_warm(cfg: MonitorConfig, job: Launch) -> tuple[Monitor, int]:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
-    pid = _created(message, "")
     mon = int(message.get("monitor", 0))
+    try:
+        pid = _created(message, "")
+    except EngineError:
+        _reap(mon)
+        raise
     return Monitor(pid=mon, start_time=start_time(mon)), pid
+
+
+def _reap(pid: int) -> None:
+    """Wait for a monitor that reported a failed create: sampand, the subreaper, is its
+    parent, and nobody watches it (a zombie per failed ``run`` otherwise)."""
+    if pid <= 0:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        select.select([pidfd], [], [], REAP_TIMEOUT)  # it exits right after its report
+        with suppress(ChildProcessError, OSError):
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+    finally:
+        os.close(pidfd)
 
 
 def read_sync(fd: int, timeout: float | None = SYNC_TIMEOUT) -> dict[str, Any]:

@@ -393,7 +393,8 @@ def run(req: dict[str, Any], sync_fd: int) -> None:
             with open(os.path.join(req["bundle"], "conmon.pid"), "w") as f:
                 f.write(f"{os.getpid()}\n")
         except Exception as exc:  # every failure is the engine's to report
-            _reply(sync_fd, {"data": -1, "message": str(exc) or type(exc).__name__})
+            _reply(sync_fd, {"data": -1, "message": str(exc) or type(exc).__name__,
+                             "monitor": os.getpid()})
             return
         _reply(sync_fd, {"data": pid, "monitor": os.getpid()})
         mon.finish(mon.run(journal))
