@@ -47,38 +47,57 @@ def serve(log_path: str, argv: list[str]) -> int:
 
     import sampan.api
     from sampan.cli import daemon
-    from sampan.engine import containers, monitor, ociruntime
+    from sampan.engine import containers, monitor, networking, ociruntime, store
+    from sampan.snapshots import base as snapshots
 
     out = open(log_path, "a", buffering=1)  # noqa: SIM115
 
     def note(ev: str, **extra: Any) -> None:
         out.write(json.dumps({"ev": ev, "t": time.time(), **extra}) + "\n")
 
-    def timed_async(owner: Any, name: str) -> None:
+    def timed_async(owner: Any, name: str, label: str = "") -> None:
         real = getattr(owner, name)
+        label = label or name
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            note(f"{name}-begin")
+            note(f"{label}-begin")
             try:
                 return await real(*args, **kwargs)
             finally:
-                note(f"{name}-end")
+                note(f"{label}-end")
         setattr(owner, name, wrapper)
 
-    def timed(owner: Any, name: str) -> None:
+    def timed(owner: Any, name: str, label: str = "") -> None:
         real = getattr(owner, name)
+        label = label or name
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            note(f"{name}-begin")
+            note(f"{label}-begin")
             try:
                 return real(*args, **kwargs)
             finally:
-                note(f"{name}-end")
+                note(f"{label}-end")
         setattr(owner, name, wrapper)
 
     for name in ("_start", "_exited", "_teardown", "remove"):
         timed_async(containers.Containers, name)
-    timed_async(ociruntime.OCIRuntime, "start")
+    for name in ("start", "delete"):
+        timed_async(ociruntime.OCIRuntime, name)
+    for name in ("release", "forget"):
+        timed(networking.Networking, name)
+    timed(containers, "unmount_all")
+    from sampan.engine import logs, mounts
+    timed(logs.Shipper, "ship")
+    timed(store.ContainerStore, "save", "ContainerStore.save")
+    timed(mounts.Mounts, "teardown", "Mounts.teardown")
+    timed(monitor, "clear")
+    timed(networking.Networking, "prepare", "Networking.prepare")
+    timed(networking.br, "attach", "br.attach")
+    timed(networking.netns, "create", "netns.create")
+    timed(containers, "build_spec")
+    timed(containers, "mount_all")
+    timed(store.ContainerStore, "remove", "ContainerStore.remove")
+    timed(snapshots.Snapshotter, "remove", "Snapshotter.remove")
     timed(monitor, "launch")
     real_on_exit = monitor.on_exit
 
@@ -127,6 +146,11 @@ def _phases(events: list[dict[str, Any]], t0: float, t1: float) -> dict[str, flo
         "POST create (handler)": span(create, "request-end:POST create"),
         "create → POST start (attach, wait requests)": span("request-end:POST create", start),
         "start: before conmon (mount, network, spec)": span(start, "launch-begin"),
+        "  mount_all": span("mount_all-begin", "mount_all-end"),
+        "  network prepare": span("Networking.prepare-begin", "Networking.prepare-end"),
+        "    netns create": span("netns.create-begin", "netns.create-end"),
+        "    veth attach": span("br.attach-begin", "br.attach-end"),
+        "  build_spec": span("build_spec-begin", "build_spec-end"),
         "launch: monitor + runtime create, in all": span("launch-begin", "launch-end"),
         "  conmon fork → runtime create exec": span("launch-begin", "runtime-create-exec"),
         "  runtime create (fresh interpreter)": span("runtime-create-exec",
@@ -138,7 +162,18 @@ def _phases(events: list[dict[str, Any]], t0: float, t1: float) -> dict[str, flo
         "start answered → conmon exit seen": span("request-end:POST start",
                                                   "monitor-exit-seen"),
         "exit handling (teardown: delete, unmount)": span("_exited-begin", "_exited-end"),
+        "  log shipping": span("ship-begin", "ship-end"),
+        "  teardown in all": span("_teardown-begin", "_teardown-end"),
+        "  runtime delete": span("delete-begin", "delete-end"),
+        "  monitor clear": span("clear-begin", "clear-end"),
+        "  volumes teardown": span("Mounts.teardown-begin", "Mounts.teardown-end"),
+        "  record save": span("ContainerStore.save-begin", "ContainerStore.save-end"),
+        "  network release": span("release-begin", "release-end"),
+        "  rootfs unmount": span("unmount_all-begin", "unmount_all-end"),
         "AutoRemove (remove)": span("remove-begin", "remove-end"),
+        "  snapshot remove": span("Snapshotter.remove-begin", "Snapshotter.remove-end"),
+        "  network forget": span("forget-begin", "forget-end"),
+        "  record remove": span("ContainerStore.remove-begin", "ContainerStore.remove-end"),
         "remove end → CLI exits": round((t1 - firsts.get("remove-end", t1)) * 1000, 2),
         "total (CLI)": round((t1 - t0) * 1000, 2),
     }

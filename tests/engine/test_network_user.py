@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.engine.conftest import Daemon
+from tests.engine.conftest import Daemon, lasting_zombies
 from tests.engine.test_network_modes import (
     PAGE,
     get,
@@ -340,3 +340,48 @@ def test_ipv6_dual_stack(net_daemon: Daemon, cleanup: list[str]) -> None:
     d.ok("network", "rm", "net6")
     ipam = json.load(open(f"{d.data_root}/network/ipam.json"))
     assert not any(s["subnet"].startswith("fd00:5a:1") for s in ipam["networks"].values())
+
+
+def test_a_start_whose_veth_cannot_be_made_leaves_nothing(net_daemon: Daemon,
+                                                           cleanup: list[str]) -> None:
+    """A start whose veth cannot be made (the network's bridge was deleted behind
+    sampand's back) fails with the reason and leaves nothing: no container process or
+    cgroup, no monitor, no address, no veth."""
+    d = net_daemon
+    net_id = d.ok("network", "create", "--subnet", "10.123.9.0/24", "gonenet").strip()
+    cleanup.append("n:gonenet")
+    subprocess.run(["ip", "link", "del", "sbr-" + net_id[:11]], check=True)
+    before = links()
+    name = "t-gone-" + os.urandom(3).hex()
+    cleanup.append("c:" + name)
+    seconds = str(600000 + int.from_bytes(os.urandom(2), "big"))  # to find its process by
+    failed = d.docker("run", "-d", "--name", name, "--network", "gonenet", "busybox",
+                      "sleep", seconds)
+    assert failed.returncode == 125 and "does not exist" in failed.stderr, failed.stderr
+    state = json.loads(d.ok("inspect", "--format", "{{json .State}}", name))
+    assert (state["Status"], state["Pid"]) == ("created", 0)
+    assert "does not exist" in state["Error"]
+    assert d.proc is not None
+    assert lasting_zombies(d.proc.pid) == []
+    assert settled(links, lambda now: now <= before) <= before
+    assert inspect(d, name)["NetworkSettings"]["Networks"]["gonenet"]["IPAddress"] == ""
+    # the container that was created is gone, its processes and cgroups with it (and its
+    # monitor was reaped, above)
+    cid = inspect(d, name)["Id"]
+    assert settled(lambda: _cgroups_of(d, cid), lambda found: not found) == []
+    assert not [p for p in os.listdir("/proc") if _cmdline(p) == "sleep" + seconds]
+
+
+def _cgroups_of(d: Daemon, cid: str) -> list[str]:
+    return [path for path in (f"/sys/fs/cgroup/{h}{d.cgroup_parent}/{cid}"
+                              for h in os.listdir("/sys/fs/cgroup")) if os.path.isdir(path)]
+
+
+def _cmdline(pid: str) -> str:
+    if not pid.isdigit():
+        return ""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b"").decode(errors="replace")
+    except OSError:
+        return ""
