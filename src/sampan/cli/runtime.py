@@ -7,8 +7,7 @@ import os
 import sys
 
 from .. import __version__
-from ..oci import jsonio
-from ..oci.spec import SPEC_VERSION
+from ..oci import SPEC_VERSION, jsonio
 from .options import Arg, Command, Flag, parse, print_help
 
 TYPE_CHECKING = False
@@ -118,11 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         print_help(_PROG, _DESCRIPTION, _GLOBAL, _COMMANDS)
         return 0
-    from ..oci.spec import ConfigError
-    from ..runtime.channel import SetupError
-    from ..runtime.hooks import HookError
-    from ..runtime.state import ContainerError
-
     try:
         if as_program:
             from ..runtime import sealed
@@ -131,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 # (the launcher has done it already; not when main() is reached otherwise)
                 sealed.ensure_protected_exe()
         return int(_dispatch(args) or 0)
-    except (ConfigError, ContainerError, SetupError, HookError) as exc:
+    except _user_errors() as exc:  # (evaluated only when something was raised)
         log.error(str(exc))
     except OSError as exc:
         log.error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
@@ -140,10 +134,26 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The runtime's own failures, reported as one line: imported only on failure, so that
+    a light command (``state``) does not load the modules that raise them."""
+    from ..oci.spec import ConfigError
+    from ..runtime.channel import SetupError
+    from ..runtime.hooks import HookError
+    from ..runtime.state import ContainerError
+
+    return ConfigError, ContainerError, SetupError, HookError
+
+
 def _dispatch(args: SimpleNamespace) -> int:
     command = args.command
     if command == "spec":
         return _spec(args)
+    if command == "state":  # podman and conmon ask often: no more than the record's module
+        from ..runtime.state import StateStore, oci_state
+
+        print(jsonio.dumps(oci_state(StateStore(args.root), args.id), indent=2))
+        return 0
     if command == "features":
         from ..runtime.features import features
 
@@ -161,8 +171,6 @@ def _dispatch(args: SimpleNamespace) -> int:
         return _run(rt, args)
     if command == "start":
         rt.start(args.id)
-    elif command == "state":
-        print(jsonio.dumps(rt.state(args.id), indent=2))
     elif command == "kill":
         rt.kill(args.id, parse_signal(args.signal), all_processes=args.all)
     elif command == "delete":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .spec import SPEC_VERSION
+from . import SPEC_VERSION
 
 RUNC_SPEC_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

@@ -17,7 +17,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-SPEC_VERSION = "1.2.0"
 
 
 def _json(name: str) -> Any:

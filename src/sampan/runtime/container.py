@@ -18,11 +18,10 @@ from ..cgroups import Cgroup, CgroupError, open_cgroup
 from ..kernel import caps, unixsock
 from ..kernel import signals as signal
 from ..kernel import syscalls as k
-from ..oci import jsonio
+from ..oci import SPEC_VERSION, jsonio
 from ..oci.decode import DecodeError, decode
 from ..oci.record import record, replace
 from ..oci.spec import (
-    SPEC_VERSION,
     ConfigError,
     Hooks,
     IDMapping,
@@ -34,7 +33,19 @@ from ..oci.spec import (
 from . import hooks, process, rootfs
 from .channel import Channel, ChannelClosed, SetupError
 from .init import InitContext, run_stage1
-from .state import ContainerError, ContainerRecord, StateStore
+from .state import (
+    CREATED,
+    CREATING,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    ContainerError,
+    ContainerRecord,
+    StateStore,
+    oci_state,
+    pid_start_time,
+    status,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,8 +55,6 @@ if TYPE_CHECKING:
 
 # Seccomp programs built before, by profile hash ('@' is never in a container ID).
 SECCOMP_CACHE = "seccomp@cache"
-CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", \
-    "creating"
 
 
 @record
@@ -54,19 +63,6 @@ class Started:
 
     pid: int
     pty_master: int = -1
-
-
-def _pid_start_time(pid: int) -> int:
-    """Field 22 of /proc/<pid>/stat: tells a reused pid from ours. 0 if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):  # gone, or reaped between open and read
-        return 0
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return 0
-    return int(fields[19])
 
 
 class Runtime:
@@ -83,31 +79,10 @@ class Runtime:
         return record, spec
 
     def status(self, record: ContainerRecord) -> str:
-        if record.pid <= 0:
-            return CREATING
-        if _pid_start_time(record.pid) != record.pid_start:
-            return STOPPED
-        if os.path.exists(os.path.join(self.store.dir(record.id), "exec.fifo")):
-            return CREATED
-        cgroup = self._cgroup(record)
-        if cgroup is not None and cgroup.is_frozen():
-            return PAUSED
-        return RUNNING
+        return status(self.store, record)
 
     def state(self, container_id: str) -> dict[str, object]:
-        record = self.store.load(container_id)
-        status = self.status(record)
-        return {
-            "ociVersion": SPEC_VERSION,
-            "id": record.id,
-            "pid": record.pid if status != STOPPED else 0,
-            "status": status,
-            "bundle": record.bundle,
-            "rootfs": record.rootfs,
-            "created": record.created,
-            "owner": record.owner,
-            "annotations": record.annotations,
-        }
+        return oci_state(self.store, container_id)
 
     def list(self) -> list[dict[str, object]]:
         out = []
@@ -186,7 +161,7 @@ class Runtime:
                                   lambda pid: self._before_pivot(record, spec, pid))
             os.close(fifo_fd)
             record.pid = started.pid
-            record.pid_start = _pid_start_time(started.pid)
+            record.pid_start = pid_start_time(started.pid)
             self.store.save(record)
             if pid_file:
                 _write_pid_file(pid_file, started.pid)
@@ -521,7 +496,7 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
 
 
 def _signal(record: ContainerRecord, sig: int) -> None:
-    if _pid_start_time(record.pid) != record.pid_start:
+    if pid_start_time(record.pid) != record.pid_start:
         raise ContainerError("container not running")
     try:
         fd = k.pidfd_open(record.pid)
@@ -540,7 +515,7 @@ def _signal(record: ContainerRecord, sig: int) -> None:
 
 def _wait_gone(record: ContainerRecord, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while _pid_start_time(record.pid) == record.pid_start:
+    while pid_start_time(record.pid) == record.pid_start:
         try:
             os.waitpid(record.pid, os.WNOHANG)
         except ChildProcessError:
@@ -581,7 +556,7 @@ def _await_fifo(fifo: str, pid: int) -> None:
                 data = os.read(fd, 1)
                 if data:
                     return
-            if _pid_start_time(pid) == 0:
+            if pid_start_time(pid) == 0:
                 raise ContainerError("the container's init exited before start")
     finally:
         os.close(fd)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..oci.spec import NAMESPACE_TYPES, SPEC_VERSION
+from ..oci import SPEC_VERSION
+from ..oci.spec import NAMESPACE_TYPES
 from .rootfs import _FLAGS, PROPAGATION
 
 TYPE_CHECKING = False

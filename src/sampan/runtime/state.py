@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..oci import jsonio
+from ..oci import SPEC_VERSION, jsonio
 from ..oci.record import field, record
 
 TYPE_CHECKING = False
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/run/sampan-runtime"
 # runc's ^[\w+-\.]+$ (\w: letters, digits, underscore), without importing re.
 _ID_PUNCTUATION = frozenset("_+-.")
+
+
+CREATED, RUNNING, PAUSED, STOPPED, CREATING = "created", "running", "paused", "stopped", \
+    "creating"
 
 
 class ContainerError(Exception):
@@ -113,3 +117,55 @@ class StateStore:
         except FileNotFoundError:
             return []
         return [n for n in names if os.path.exists(os.path.join(self.root, n, "state.json"))]
+
+
+def pid_start_time(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat: tells a reused pid from ours. 0 if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):  # gone, or reaped between open and read
+        return 0
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return 0
+    return int(fields[19])
+
+
+def status(store: StateStore, record: ContainerRecord) -> str:
+    if record.pid <= 0:
+        return CREATING
+    if pid_start_time(record.pid) != record.pid_start:
+        return STOPPED
+    if os.path.exists(os.path.join(store.dir(record.id), "exec.fifo")):
+        return CREATED
+    return PAUSED if _frozen(record) else RUNNING
+
+
+def _frozen(record: ContainerRecord) -> bool:
+    # imported here: only a running container's state needs the cgroups (and `state`, which
+    # podman and conmon run again and again, stays a light command)
+    from ..cgroups import CgroupError, open_cgroup
+
+    try:
+        cgroup = open_cgroup(record.cgroups_path, record.id, paths=record.cgroup_paths or None)
+    except (OSError, CgroupError):
+        return False
+    return cgroup.is_frozen()
+
+
+def oci_state(store: StateStore, container_id: str) -> dict[str, object]:
+    """The state document of the OCI runtime spec (``runc state``)."""
+    record = store.load(container_id)
+    now = status(store, record)
+    return {
+        "ociVersion": SPEC_VERSION,
+        "id": record.id,
+        "pid": record.pid if now != STOPPED else 0,
+        "status": now,
+        "bundle": record.bundle,
+        "rootfs": record.rootfs,
+        "created": record.created,
+        "owner": record.owner,
+        "annotations": record.annotations,
+    }
