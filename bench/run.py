@@ -11,6 +11,7 @@ bench/results.json. Never part of the test suite: timings are not assertions.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -97,7 +98,36 @@ def case_runtime(reps: int) -> list[Result]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-CASES = {"runtime": case_runtime}
+def case_runtime_state(reps: int) -> list[Result]:
+    """`state` of one created container (what podman and conmon ask again and again)."""
+    from tests.runtime.helpers import default_spec, make_rootfs
+
+    tmp = tempfile.mkdtemp(prefix="sampan-bench-")
+    runtimes = {"sampan-runtime": os.path.join(VENV_BIN, "sampan-runtime"), "runc": "runc"}
+    try:
+        make_rootfs(os.path.join(tmp, "rootfs"))
+        spec = default_spec()
+        spec["process"]["args"] = ["/bin/true"]
+        spec["linux"]["cgroupsPath"] = "sampan-bench-state"
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(spec, f)
+        contenders = {}
+        for name, binary in runtimes.items():
+            argv = [binary, "--root", os.path.join(tmp, f"state-{name}")]
+            subprocess.run([*argv, "create", "--bundle", tmp, "probe"], check=True,
+                           stdout=subprocess.DEVNULL)
+            contenders[name] = functools.partial(
+                subprocess.run, [*argv, "state", "probe"], check=True,
+                stdout=subprocess.DEVNULL)
+        return interleave("runtime: state of a created container", contenders, reps)
+    finally:
+        for name, binary in runtimes.items():
+            subprocess.run([binary, "--root", os.path.join(tmp, f"state-{name}"), "delete",
+                            "--force", "probe"], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+CASES = {"runtime": case_runtime, "runtime-state": case_runtime_state}
 
 
 def write_report(results: list[Result], name: str = "results", extra_md: str = "",

@@ -38,11 +38,14 @@ def test_record_init_defaults_eq_repr_replace() -> None:
 
 
 @pytest.mark.parametrize("doc", [{}, [], {"a": [1, 2.5, None, True, False, "é\n\"x\""]},
-                                 {"nested": {"k": {"k2": [{}]}}}, "text", 0, -1.5e300])
+                                 {"nested": {"k": {"k2": [{}]}}, "e": [], "f": [[], {}]},
+                                 "text", 0, -1.5e300])
 def test_jsonio_agrees_with_json(doc: object) -> None:
     assert jsonio.loads(jsonio.dumps(doc)) == doc
     assert jsonio.loads(json.dumps(doc, indent=2)) == doc
     assert json.loads(jsonio.dumps(doc)) == doc
+    for indent in (2, 4, "\t"):  # laid out as json lays it out (runc's `state`, `spec`)
+        assert jsonio.dumps(doc, indent=indent) == json.dumps(doc, indent=indent)
 
 
 @pytest.mark.parametrize("text", ["", "{", "{}x", "[1,]", "{'a': 1}", "nul"])

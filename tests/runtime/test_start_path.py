@@ -57,3 +57,35 @@ def test_first_start_finds_the_command_before_loading_the_parser() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["sampan", "sampan.runtime", "sampan.runtime.sealed"], out
+
+
+STATE_PROBE = """
+import sys
+from sampan.cli import runtime
+code = runtime.main(["--root", sys.argv[1], "state", "c1"])
+heavy = {heavy!r} + ("sampan.cgroups", "sampan.runtime.container", "ctypes")
+print(code, " ".join(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def test_state_loads_only_the_record(tmp_path: object) -> None:
+    """podman and conmon run `state` again and again: it reads the record and nothing of
+    the machinery that makes containers (a stopped one here: its pid is long gone)."""
+    import json
+    import os
+
+    root = os.path.join(str(tmp_path), "root")
+    os.makedirs(os.path.join(root, "c1"))
+    record = {"id": "c1", "bundle": "/b", "rootfs": "/b/rootfs", "pid": 2**22 + 1,
+              "pid_start": 5, "created": "2026-01-01T00:00:00Z", "owner": "",
+              "annotations": {"k": "v"}}
+    with open(os.path.join(root, "c1", "state.json"), "w") as f:
+        json.dump(record, f)
+    result = subprocess.run([sys.executable, "-c", STATE_PROBE.format(heavy=HEAVY), root],
+                            capture_output=True, text=True)
+    assert result.stderr.split() == ["0"], result.stderr
+    assert json.loads(result.stdout) == {
+        "ociVersion": "1.2.0", "id": "c1", "pid": 0, "status": "stopped", "bundle": "/b",
+        "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z", "owner": "",
+        "annotations": {"k": "v"}}
+    assert result.stdout == json.dumps(json.loads(result.stdout), indent=2) + "\n"

@@ -4,7 +4,8 @@ The `json` package imports `re` (and with it enum, functools, collections) for a
 patterns that its C accelerator does not need: about 10 ms of every container start. The
 scanner and encoder here are the same C objects `json` itself uses; where `_json` lacks
 them (an interpreter other than CPython), the `json` module is used instead. Indented
-output, for people reading `state` or `list`, goes through `json`.
+output (``state``, ``list``: podman and conmon run ``state`` again and again) is laid out
+here around the same encoder, as ``json.dumps(obj, indent=n)`` lays it out.
 """
 
 from __future__ import annotations
@@ -65,9 +66,22 @@ def loads(text: str | bytes) -> Any:
 
 
 def dumps(obj: Any, indent: int | str | None = None) -> str:
-    if indent is not None or _json is None:
+    if _json is None:
         import json
 
         return json.dumps(obj, indent=indent)
+    if indent is not None:
+        return _indented(obj, indent if isinstance(indent, str) else " " * indent, "\n")
+    return "".join(_encode(obj, 0))
+
+
+def _indented(obj: Any, step: str, newline: str) -> str:
+    inner = newline + step
+    if isinstance(obj, dict) and obj:
+        items = (f"{_encode(str(k), 0)[0]}: {_indented(v, step, inner)}" for k, v in obj.items())
+        return "{" + inner + ("," + inner).join(items) + newline + "}"
+    if isinstance(obj, (list, tuple)) and obj:
+        return "[" + inner + ("," + inner).join(_indented(v, step, inner) for v in obj) + \
+            newline + "]"
     return "".join(_encode(obj, 0))
 
