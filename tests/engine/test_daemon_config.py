@@ -23,7 +23,7 @@ from sampan.engine.daemonconfig import ConfigError, load_file, merge
 from sampan.network.ipam import Pool
 
 from .conftest import FIXTURES, Daemon
-from .spawn import run_sampand, spawned
+from .spawn import run_sampand, spawned, started
 
 RUNC = shutil.which("runc")
 
@@ -229,6 +229,25 @@ def test_a_burst_of_clients_queues_while_the_daemon_is_busy(tmp: Path) -> None:
             c.settimeout(60)
             with c:
                 assert c.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+def test_bridge_none_makes_no_default_network(tmp: Path) -> None:
+    """As dockerd's --bridge=none: no "bridge" network, no bridge; a container on the
+    default network (or asking for "bridge") has its loopback only; user networks work."""
+    with started(["--bridge", "none"]) as d:
+        assert sorted(d.ok("network", "ls", "--format", "{{.Name}}").split()) == [
+            "host", "none"]
+        for extra in ([], ["--network", "bridge"]):
+            links = d.ok("run", "--rm", *extra, "busybox", "ip", "-o", "link").splitlines()
+            assert [line.split(":")[1].strip() for line in links] == ["lo"], links
+        d.ok("network", "create", "--subnet", "10.123.77.0/24", "unet")
+        try:
+            addr = d.ok("run", "--rm", "--network", "unet", "busybox", "ip", "-o", "-4", "addr")
+            assert "10.123.77." in addr
+        finally:
+            d.ok("network", "rm", "unet")
+        links = subprocess.run(["ip", "-o", "link", "show", "none"], capture_output=True)
+        assert links.returncode != 0  # no bridge named "none" was made
 
 
 def _stopped_with_sampand(d: Daemon) -> str:

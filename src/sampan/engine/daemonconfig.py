@@ -98,7 +98,8 @@ class DaemonConfig:
     default_address_pools: list[AddressPoolEntry] = field(
         default_factory=list, metadata=_key("default-address-pools"))
     # The default network's bridge; its nftables table is named after it, so that two
-    # sampands (a test's and a user's) never share or remove each other's.
+    # sampands (a test's and a user's) never share or remove each other's. "none", as
+    # dockerd's, makes no default network: its containers have a loopback only.
     bridge: str = field(default="sampan0", metadata=_key("bridge"))
     # dockerd 28's choice of packet filter: iptables or nftables ("": nftables if there)
     firewall_backend: str = field(default="", metadata=_key("firewall-backend"))
@@ -263,7 +264,7 @@ def validate(c: DaemonConfig) -> None:
         raise ConfigError(f"firewall-backend: {c.firewall_backend!r} is not one of iptables, "
                           "nftables")
     if not 0 < len(c.bridge) <= 15 or not all(ch.isalnum() or ch in "_.-" for ch in c.bridge) \
-            or c.bridge in ("none", ".", ".."):
+            or c.bridge in (".", ".."):
         raise ConfigError(f"bridge: {c.bridge!r} is not a valid interface name (1-15 letters, "
                           "digits, '_', '.', '-')")
     _check_runtimes(c)

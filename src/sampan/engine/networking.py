@@ -146,6 +146,10 @@ class Networking:
         imported here, once, not on a container's start."""
         for name, driver in PREDEFINED.items():
             net = self.by_name(name) or Network(secrets.token_hex(32), name, driver, rfc3339())
+            if name == "bridge" and self.default_bridge == NO_BRIDGE:
+                self.networks.pop(net.id, None)  # (one an earlier run with a bridge made)
+                self.ipam.release_subnet(net.id)
+                continue
             self.networks[net.id] = net
             if name == "bridge":  # the daemon's bridge now (a restart may name another)
                 net.bridge = self.default_bridge
@@ -376,6 +380,8 @@ class Networking:
 
     def mode(self, c: Container) -> str:
         mode = c.host_config.get("NetworkMode") or "default"
+        if mode in ("default", "bridge") and self.default_bridge == NO_BRIDGE:
+            return "none"  # as dockerd's --bridge=none: a namespace with its loopback only
         return "bridge" if mode == "default" else mode
 
     @locked
@@ -769,6 +775,9 @@ class Networking:
 def dns_names(c: Container, member: Membership) -> list[str]:
     """What a container answers to on a user network: name, short id, aliases."""
     return [c.name, c.id[:12], *member.aliases]
+
+
+NO_BRIDGE = "none"  # sampand --bridge none: no default network
 
 
 def _firewall(backend: str, bridge: str) -> Firewall:
