@@ -62,18 +62,23 @@ def interleave(case: str, contenders: dict[str, Callable[[], None]], reps: int,
     return out
 
 
-def case_runtime(reps: int) -> list[Result]:
-    """`run` of one busybox bundle running /bin/true: sampan-runtime vs runc (and crun)."""
+def _true_bundle(path: str, cgroups_path: str) -> None:
+    """A busybox bundle at ``path`` whose process is /bin/true."""
     from tests.runtime.helpers import default_spec, make_rootfs
 
+    make_rootfs(os.path.join(path, "rootfs"))
+    spec = default_spec()
+    spec["process"]["args"] = ["/bin/true"]
+    spec["linux"]["cgroupsPath"] = cgroups_path
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(spec, f)
+
+
+def case_runtime(reps: int) -> list[Result]:
+    """`run` of one busybox bundle running /bin/true: sampan-runtime vs runc (and crun)."""
     tmp = tempfile.mkdtemp(prefix="sampan-bench-")
     try:
-        make_rootfs(os.path.join(tmp, "rootfs"))
-        spec = default_spec()
-        spec["process"]["args"] = ["/bin/true"]
-        spec["linux"]["cgroupsPath"] = "sampan-bench"
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(spec, f)
+        _true_bundle(tmp, "sampan-bench")
         counter = iter(range(10**9))
 
         def runner(binary: str, root: str) -> Callable[[], None]:
@@ -100,17 +105,10 @@ def case_runtime(reps: int) -> list[Result]:
 
 def case_runtime_state(reps: int) -> list[Result]:
     """`state` of one created container (what podman and conmon ask again and again)."""
-    from tests.runtime.helpers import default_spec, make_rootfs
-
     tmp = tempfile.mkdtemp(prefix="sampan-bench-")
     runtimes = {"sampan-runtime": os.path.join(VENV_BIN, "sampan-runtime"), "runc": "runc"}
     try:
-        make_rootfs(os.path.join(tmp, "rootfs"))
-        spec = default_spec()
-        spec["process"]["args"] = ["/bin/true"]
-        spec["linux"]["cgroupsPath"] = "sampan-bench-state"
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(spec, f)
+        _true_bundle(tmp, "sampan-bench-state")
         contenders = {}
         for name, binary in runtimes.items():
             argv = [binary, "--root", os.path.join(tmp, f"state-{name}")]
