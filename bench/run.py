@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,7 +44,7 @@ def _quantiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), q[2] - q[0]
 
 
-def interleave(case: str, contenders: dict[str, Callable[[], None]], reps: int,
+def interleave(case: str, contenders: Mapping[str, Callable[[], object]], reps: int,
                warmup: int = 2) -> list[Result]:
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(warmup):
