@@ -104,8 +104,6 @@ _COMMANDS = {
 _PROG, _DESCRIPTION = "sampan-runtime", "An OCI runtime with runc's command line."
 
 
-
-
 def main(argv: list[str] | None = None) -> int:
     as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
