@@ -86,3 +86,37 @@ def test_options_leave_help_and_errors_to_argparse() -> None:
     helped = subprocess.run([sys.executable, "-c", probe, "exec", "--help"],
                             capture_output=True, text=True)
     assert helped.returncode == 0 and "--tty" in helped.stdout
+
+
+FULL_SPEC = {
+    "ociVersion": "1.2.0", "root": {"path": "rootfs"},
+    "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"bounding": ["CAP_KILL"]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 8, "soft": 8}]},
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+    "hooks": {"prestart": [{"path": "/bin/true"}]},
+    "linux": {"namespaces": [{"type": "pid"}, {"type": "user"}],
+              "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+              "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+              "resources": {"memory": {"limit": 1 << 20}, "pids": {"limit": 5},
+                            "devices": [{"allow": False, "access": "rwm"}],
+                            "blockIO": {"weightDevice": [{"major": 8, "minor": 0,
+                                                          "weight": 10}]}},
+              "seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
+                          "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                                        "args": [{"index": 0, "value": 1,
+                                                  "op": "SCMP_CMP_EQ"}]}]}},
+}
+
+
+def test_prepare_resolves_every_record_a_spec_decode_needs() -> None:
+    # in a fresh interpreter: nothing resolved before prepare()
+    probe = ("import json, sys; from sampan.oci import decode; "
+             "from sampan.oci.spec import Spec, parse_spec; "
+             "decode.prepare(Spec); before = set(decode._fields_cache); "
+             "parse_spec(json.load(sys.stdin)); "
+             "print(len(before), len(set(decode._fields_cache) - before))")
+    out = subprocess.run([sys.executable, "-c", probe], input=json.dumps(FULL_SPEC),
+                         capture_output=True, text=True, check=True).stdout.split()
+    prepared, resolved_later = int(out[0]), int(out[1])
+    assert prepared >= 20 and resolved_later == 0

@@ -435,6 +435,8 @@ class Containers:
         if result is None and not c.state.error:
             c.state.error = "the container's monitor exited without recording an exit code"
         was_running = c.state.running or c.state.status in ("created", "restarting")
+        # (not when the exit comes from a removal already under way)
+        auto_remove = bool(c.host_config.get("AutoRemove")) and c.state.status != "removing"
         if c.state.status != "removing":
             c.state.status = "exited"
         c.state.exit_code = code
@@ -446,10 +448,15 @@ class Containers:
             self.shipper(c).ship()  # conmon has written everything: ship the rest
         for watcher in self.watchers:
             watcher.exited(c)
-        restarting = False
+        restarting = torn_down = False
         try:
             await self._teardown(c)
+            torn_down = True
             restarting = c.state.status == "exited" and self.restarts.exited(c)
+            if auto_remove and not restarting:
+                # recorded once, here: the removal below goes on from it (and restore()
+                # finishes it after a crash)
+                c.state.status = "removing"
             self.store.save(c)
         except OSError as exc:
             # A full data root (a container filled it) must not hide the exit from those
@@ -461,18 +468,29 @@ class Containers:
             self.on_change("die", c)
         if restarting:
             return
-        if c.host_config.get("AutoRemove") and c.state.status != "removing":
+        if auto_remove:
             try:
-                await self.remove(c.id, force=True, volumes=True)
+                await self.remove(c.id, force=True, volumes=True, torn_down=torn_down)
             except EngineError as exc:
                 log.warning("auto-removing %s: %s", c.id[:12], exc)
 
     async def _teardown(self, c: Container) -> None:
-        """Release what a run held: the runtime's state, conmon's files, the rootfs mount."""
+        """Release what a run held: the runtime's state and cgroup with the monitor's files,
+        the network, the mounts. None of the three needs another, and most of each is the
+        kernel's work (cgroups, namespaces and mounts going), so they go at once."""
+        results = await asyncio.gather(
+            self._release_runtime(c), self.network.run(self.network.release, c),
+            self._release_mounts(c), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _release_runtime(self, c: Container) -> None:
         await self.runtime_of(c).delete(c.id)
         monitor.clear(self.monitors, c.id)
         c.monitor = monitor.Monitor()
-        await self.network.run(self.network.release, c)
+
+    async def _release_mounts(self, c: Container) -> None:
         if self.mounts is not None:
             self.mounts.teardown(c)
         if c.mounted:
@@ -582,8 +600,11 @@ class Containers:
 
     # Remove -------------------------------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        """``volumes``: its anonymous volumes go too (``rm -v``); named ones never."""
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False, *,
+                     torn_down: bool = False) -> None:
+        """``volumes``: its anonymous volumes go too (``rm -v``); named ones never.
+        ``torn_down``: the exit's handling has released the run and recorded the removal
+        (AutoRemove)."""
         c = self.get(ref)
         live = self._live_of(c)
         if c.state.status == "restarting":
@@ -607,24 +628,11 @@ class Containers:
         async with live.lock:
             if c.id not in self._all:
                 return
-            c.state.status = "removing"
-            try:
-                self.store.save(c)
-            except OSError as exc:
-                # A full data root must not keep the container whose removal frees it: go
-                # on without the marker (a crash now leaves the old record to reconcile).
-                log.warning("marking %s as removing: %s", c.id[:12], exc)
-            try:
-                await self._teardown(c)
-            except OSError as exc:  # the data root is full: free the container's writes
-                log.warning("releasing %s: %s; again after discarding its writes",
-                            c.id[:12], exc)
-                self._discard_writes(c)
-                await self._teardown(c)
+            if not torn_down:
+                await self._mark_removing(c)
             try:
                 if self.images.snapshots.exists(c.id):
-                    self._discard_writes(c)
-                    self.images.snapshots.remove(c.id)
+                    self._remove_snapshot(c)
             except SnapshotError as exc:
                 c.state.status = "dead"
                 self.store.save(c)
@@ -645,6 +653,28 @@ class Containers:
         self._wake(c, ExitStatus(c.state.exit_code), ("removed", "not-running", "next-exit", ""))
         self._live.pop(c.id, None)
         self.on_change("destroy", c)
+
+    async def _mark_removing(self, c: Container) -> None:
+        c.state.status = "removing"
+        try:
+            self.store.save(c)
+        except OSError as exc:
+            # A full data root must not keep the container whose removal frees it: go on
+            # without the marker (a crash now leaves the old record to reconcile).
+            log.warning("marking %s as removing: %s", c.id[:12], exc)
+        try:
+            await self._teardown(c)
+        except OSError as exc:  # the data root is full: free the container's writes
+            log.warning("releasing %s: %s; again after discarding its writes", c.id[:12], exc)
+            self._discard_writes(c)
+            await self._teardown(c)
+
+    def _remove_snapshot(self, c: Container) -> None:
+        try:
+            self.images.snapshots.remove(c.id)
+        except Exception:  # e.g. a full data root: once more, with its writes freed first
+            self._discard_writes(c)
+            self.images.snapshots.remove(c.id)
 
     def _discard_writes(self, c: Container) -> None:
         """Empty a removed container's writable layer first: when the container filled

@@ -26,6 +26,8 @@ def serve(fd: int) -> None:
     from ..cgroups import devices  # noqa: F401 - imported once here, not per container
     from ..kernel import caps, seccomp_bpf  # noqa: F401
     from ..kernel import syscalls as k
+    from ..oci.decode import prepare
+    from ..oci.spec import Spec
     from ..runtime import container  # noqa: F401
     from ..runtime.sealed import exe_is_protected
     from . import monitor
@@ -37,6 +39,7 @@ def serve(fd: int) -> None:
     sock = unixsock.from_fd(fd)
     k.set_name("sampan-warm")  # not the number of the fd it was executed through
     caps.last_cap()
+    prepare(Spec)  # what every container's spec decode would resolve again
     gc.collect()
     gc.freeze()
     while True:
