@@ -16,6 +16,10 @@ with no upper layer (nothing to copy, and no remount can ever make it writable);
 overlayfs cannot be mounted (no CAP_SYS_ADMIN), it is a sealed memfd (memfd_create with
 F_SEAL_WRITE, GROW, SHRINK and SEAL), as runc 1.1. Arguments and environment are kept,
 so the second start is the first one again.
+
+The installed ``sampan-runtime`` is a C launcher (scripts/sampan-runtime.c) that makes the
+overlay view itself and starts the interpreter from it: then ``ensure_protected_exe`` finds
+the executable protected and the script's first start is its only one.
 """
 
 from __future__ import annotations

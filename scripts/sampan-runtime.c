@@ -1,0 +1,124 @@
+/*
+ * sampan-runtime's launcher: starts the Python runtime (the script at SCRIPT, under
+ * PYTHON with -I -S) and, for the commands that enter a container, starts it from a
+ * read-only view of the interpreter (CVE-2019-5736: see src/sampan/runtime/sealed.py).
+ *
+ * Why C: the script alone must start one interpreter to make that view and a second one
+ * from it, and an interpreter start is a third of runc's whole `run`. runc does the same
+ * in C for the same reason (nsexec.c, before the Go runtime starts). The view is what
+ * sealed.overlay_view() makes: a detached overlayfs whose layers are the interpreter's
+ * directory and an empty tmpfs, never attached anywhere and never writable. Whatever goes
+ * wrong here, the launcher falls back to the plain interpreter, whose script then
+ * re-executes itself from a protected copy as it does without the launcher.
+ *
+ * scripts/install.sh builds it with -DPYTHON=... -DSCRIPT=... (absolute paths).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/mount.h>
+
+#ifndef PYTHON
+#error "build with -DPYTHON=\"/path/to/venv/bin/python\""
+#endif
+#ifndef SCRIPT
+#error "build with -DSCRIPT=\"/path/to/sampan-runtime script\""
+#endif
+
+/* runc's global flags that take a value, and the commands that enter a container: the
+ * same lists as sealed.VALUE_FLAGS and sealed.ENTERING (a test keeps them in step). */
+static const char *const VALUE_FLAGS[] = {"--root", "--log", "--log-format", "--rootless",
+                                          "--criu", NULL};
+static const char *const ENTERING[] = {"create", "run", "exec", NULL};
+
+static int listed(const char *arg, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(arg, *list) == 0)
+            return 1;
+    return 0;
+}
+
+static int entering(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return i + 1 < argc && listed(argv[i + 1], ENTERING);
+        if (argv[i][0] == '-') {
+            if (listed(argv[i], VALUE_FLAGS))
+                i++;
+            continue;
+        }
+        return listed(argv[i], ENTERING);
+    }
+    return 0;
+}
+
+/* A detached mount of a new filesystem of `type`, configured by `setup`; -1 on error. */
+static int detached(const char *type, int (*setup)(int fs, void *arg), void *arg)
+{
+    int fs = syscall(SYS_fsopen, type, FSOPEN_CLOEXEC);
+    if (fs < 0)
+        return -1;
+    int mnt = -1;
+    if ((!setup || setup(fs, arg) == 0) &&
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+    close(fs);
+    return mnt;
+}
+
+struct layers {
+    const char *dir;
+    int empty;
+};
+
+static int overlay_layers(int fs, void *arg)
+{
+    struct layers *l = arg;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", l->dir, 0) != 0)
+        return -1;
+    return syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, l->empty);
+}
+
+/* An O_PATH fd of the interpreter through the read-only view; -1 on error. */
+static int overlay_view(void)
+{
+    char real[PATH_MAX], dir[PATH_MAX];
+    if (!realpath(PYTHON, real))
+        return -1;
+    strcpy(dir, real);
+    struct layers l = {dirname(dir), detached("tmpfs", NULL, NULL)};
+    if (l.empty < 0)
+        return -1;
+    int mnt = detached("overlay", overlay_layers, &l);
+    close(l.empty);
+    if (mnt < 0)
+        return -1;
+    int fd = openat(mnt, basename(real), O_PATH | O_CLOEXEC);
+    close(mnt);
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    char **args = calloc(argc + 3, sizeof(char *));
+    if (!args)
+        return 125;
+    args[0] = PYTHON;
+    args[1] = "-IS";
+    args[2] = SCRIPT;
+    memcpy(args + 3, argv + 1, (argc - 1) * sizeof(char *));
+    if (entering(argc, argv)) {
+        int fd = overlay_view();
+        if (fd >= 0)
+            syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
+    }
+    execv(PYTHON, args);
+    return 127;
+}

@@ -1,0 +1,81 @@
+"""sampan-runtime as installed: a C launcher (scripts/sampan-runtime.c) in front of the
+runtime's script. For the commands that enter a container it starts the interpreter once,
+from a read-only view of it (CVE-2019-5736); the script run alone, as a pip-only install
+has it, protects itself the same way with a second start (runtime/sealed.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from sampan.runtime import sealed
+
+from .helpers import SAMPAN_RUNTIME, VENV_BIN, Bundle, Runtime
+
+SCRIPT = os.path.join(os.path.dirname(VENV_BIN), "libexec", "sampan-runtime")
+SOURCE = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "sampan-runtime.c")
+
+
+def _c_strings(source: str, array: str) -> tuple[str, ...]:
+    body = re.search(array + r"\[\] = \{(.*?)\};", source, re.S)
+    assert body is not None, array
+    return tuple(re.findall(r'"([^"]*)"', body.group(1)))
+
+
+def test_the_set_up_installs_the_launcher_before_the_script() -> None:
+    with open(SAMPAN_RUNTIME, "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    with open(SCRIPT) as f:
+        assert f.readline() == f"#!{VENV_BIN}/python -IS\n"
+
+
+def test_the_launcher_scans_the_command_line_as_the_script_does() -> None:
+    with open(SOURCE) as f:
+        source = f.read()
+    assert _c_strings(source, "VALUE_FLAGS") == sealed.VALUE_FLAGS
+    assert _c_strings(source, "ENTERING") == sealed.ENTERING
+
+
+@pytest.mark.parametrize("binary", [SAMPAN_RUNTIME, SCRIPT], ids=["launcher", "script"])
+def test_a_created_container_waits_in_a_protected_interpreter(
+        binary: str, bundle: Bundle, tmp_path: object) -> None:
+    """The container's init, forked from the runtime and waiting for `start` inside the
+    container's namespaces, runs the view of the interpreter, never the host's file."""
+    runtime = Runtime(binary, os.path.join(str(tmp_path), "state"))
+    bundle.set_args("true").write()
+    runtime("create", "--bundle", bundle.path, bundle.id, check=True)
+    try:
+        exe = f"/proc/{runtime.state(bundle.id)['pid']}/exe"
+        assert sealed.exe_is_protected(exe)
+        host = os.stat(os.path.realpath(sys.executable))
+        assert (os.stat(exe).st_dev, os.stat(exe).st_ino) != (host.st_dev, host.st_ino)
+    finally:
+        runtime("delete", "--force", bundle.id)
+
+
+def _interpreter_starts(binary: str, bundle: Bundle, root: str, log: str) -> list[str]:
+    """The exec calls of a `run` (strace), up to the container's program."""
+    bundle.set_args("/bin/true").write()
+    subprocess.run(["strace", "-f", "-qq", "-s", "256", "-e", "trace=execve,execveat", "-o", log,
+                    binary, "--root", root, "run", "--bundle", bundle.path, bundle.id],
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    with open(log) as f:
+        calls = [line for line in f if "exec" in line and "resumed" not in line]
+    return [c for c in calls if '"/bin/true"' not in c]
+
+
+def test_the_launcher_starts_the_interpreter_once(bundle: Bundle, tmp_path: object) -> None:
+    root, log = (os.path.join(str(tmp_path), name) for name in ("state", "strace.log"))
+    launcher = _interpreter_starts(SAMPAN_RUNTIME, bundle, root, log)
+    assert len(launcher) == 2, launcher
+    assert f'execve("{SAMPAN_RUNTIME}"' in launcher[0]
+    # the second: the interpreter through the view's fd (execveat), not by its path
+    assert "execveat(" in launcher[1] and f'["{VENV_BIN}/python", "-IS", "{SCRIPT}"' \
+        in launcher[1], launcher
+    bundle.id += "s"
+    script = _interpreter_starts(SCRIPT, bundle, root, log)
+    assert len(script) == 2 and "execveat(" in script[1], script  # its own re-execution
