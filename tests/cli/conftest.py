@@ -34,12 +34,12 @@ class Cli:
         return result.stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cli_daemon() -> Iterator[Daemon]:
     with started_daemon(cgroup_parent=f"/sampan-cli-test-{os.getpid()}") as d:
         yield d
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sampan(cli_daemon: Daemon) -> Cli:
     return Cli(cli_daemon)

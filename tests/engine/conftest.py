@@ -182,13 +182,16 @@ def started_daemon(cgroup_parent: str | None = None) -> Iterator[Daemon]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: a daemon outlives its last test only until this directory's tests are
+# done, so that nothing it still runs (a restarting container a test left) changes the
+# host under later packages' checks (tests/network compares the host's links).
+@pytest.fixture(scope="package")
 def daemon() -> Iterator[Daemon]:
     with started_daemon() as d:
         yield d
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def iptables_daemon() -> Iterator[Daemon]:
     """A second sampand whose firewall backend is iptables (network tests run on both)."""
     from .spawn import spawned
