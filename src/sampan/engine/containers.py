@@ -11,6 +11,7 @@ containers that exited meanwhile are found exited, with their exit code.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 from ..images import ImageNotFound, ImageStore
 from ..images.store import ImageError
 from ..kernel import syscalls as k
-from ..snapshots import SnapshotError, mount_all, unmount_all
+from ..snapshots import SnapshotError, mount_all, unmount_all, volatile
 from . import health, logs, monitor
 from .attach import Attachment
 from .config import as_list, check_name, parse_config, parse_host_config, parse_signal
@@ -337,6 +338,23 @@ class Containers:
                 await self.remove(c.id, force=True, volumes=True)
         raise error
 
+    def _mount_rootfs(self, c: Container, rootfs: str, remap: Remap | None) -> None:
+        """The container's snapshot at ``rootfs``; volatile (no syncs) when AutoRemove
+        throws the writable layer away at the exit, unless the kernel does not know the
+        option (EINVAL before 5.10)."""
+        mounts = self.images.snapshots.mounts(c.id)
+        throwaway = bool(c.host_config.get("AutoRemove"))
+        for attempt in ([volatile(mounts), mounts] if throwaway else [mounts]):
+            try:
+                if remap:
+                    remap.mount_rootfs(self.images.snapshots, c.id, rootfs, attempt)
+                else:
+                    mount_all(attempt, rootfs)
+                return
+            except OSError as exc:
+                if attempt is mounts or exc.errno != errno.EINVAL:
+                    raise
+
     async def _start(self, c: Container, live: _Live) -> None:
         directory = self.directory(c)
         rootfs = os.path.join(directory, "rootfs")
@@ -344,10 +362,7 @@ class Containers:
         monitor.clear(self.monitors, c.id)
         remap = self.userns if self.userns and self.userns.applies(c.host_config) else None
         if not c.mounted:
-            if remap:
-                remap.mount_rootfs(self.images.snapshots, c.id, rootfs)
-            else:
-                mount_all(self.images.snapshots.mounts(c.id), rootfs)
+            self._mount_rootfs(c, rootfs, remap)
             c.mounted = True
             self.store.save(c)
         if self.mounts is not None:  # volumes mounted, copy-up of the image's content

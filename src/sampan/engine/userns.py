@@ -307,12 +307,14 @@ class Remap:
 
     # At start ------------------------------------------------------------------------
 
-    def mount_rootfs(self, snapshots: Snapshotter, key: str, target: str) -> None:
-        """The container's snapshot at ``target``, its read-only layers idmapped; the
-        snapshot remembers that its files carry the range's ids (for commit and build)."""
+    def mount_rootfs(self, snapshots: Snapshotter, key: str, target: str,
+                     mounts: list[Mount]) -> None:
+        """The container's snapshot (its ``mounts``) at ``target``, its read-only layers
+        idmapped; the snapshot remembers that its files carry the range's ids (for commit
+        and build)."""
         os.chown(os.path.dirname(target), -1, self.idmap.root[1])  # 0710: let it pass
         snapshots.set_owners(key, self.idmap.owners())
-        for m in snapshots.mounts(key):
+        for m in mounts:
             if m.type == "overlay":
                 self._mount_overlay(m, target)
             elif m.type == "bind":  # an image without layers: the writable layer alone

@@ -15,7 +15,7 @@ from .base import (
     Snapshotter,
     Usage,
 )
-from .mount import Mount, mount_all, unmount_all
+from .mount import Mount, mount_all, unmount_all, volatile
 from .native import NativeSnapshotter
 from .overlay import OverlaySnapshotter, overlay_supported
 
@@ -40,4 +40,4 @@ def open_snapshotter(root: str, name: str | None = None) -> Snapshotter:
 __all__ = ["ACTIVE", "BACKENDS", "COMMITTED", "VIEW", "Info", "Mount", "NativeSnapshotter",
            "OverlaySnapshotter", "SnapshotError", "SnapshotExists", "SnapshotNotFound",
            "Snapshotter", "Usage", "mount_all", "open_snapshotter", "overlay_supported",
-           "unmount_all"]
+           "unmount_all", "volatile"]

@@ -38,6 +38,15 @@ class Mount:
             k.mount(self.source, target, self.type, flags, data or None)
 
 
+def volatile(mounts: list[Mount]) -> list[Mount]:
+    """The overlay mounts made ``volatile`` (Linux 5.10): no sync of the upper filesystem
+    on fsync nor at unmount, which syncs the whole host filesystem otherwise. The kernel
+    then refuses ever to mount that upper directory again (work/incompat/volatile stays),
+    so only for a writable layer thrown away with its one run: a `--rm` container's."""
+    return [Mount(m.type, m.source, [*m.options, "volatile"]) if m.type == "overlay" else m
+            for m in mounts]
+
+
 def mount_all(mounts: list[Mount], target: str) -> None:
     for m in mounts:
         m.mount(target)
