@@ -13,6 +13,7 @@ from typing import Any
 from ..images import ImageStore
 from ..network.bridge import DEFAULT_BRIDGE
 from ..network.ipam import DEFAULT_POOLS, Pool
+from ..trash import Trash
 from . import monitor
 from .containers import Containers, set_subreaper
 from .daemonconfig import (
@@ -82,6 +83,8 @@ class Engine:
         os.makedirs(options.data_root, mode=0o711, exist_ok=True)
         os.makedirs(options.exec_root, mode=0o711, exist_ok=True)
         self.images = ImageStore(options.data_root, options.snapshotter)
+        self.trash = Trash(os.path.join(options.data_root, "trash"))
+        self.images.snapshots.trash = self.trash
         self.monitors = monitor.MonitorConfig(
             runtime=options.runtime, runtime_root=os.path.join(options.exec_root, "runtime"),
             exit_dir=os.path.join(options.exec_root, "exits"),
@@ -95,7 +98,8 @@ class Engine:
                                      pools=options.address_pools, bridge=options.bridge,
                                      firewall=options.firewall_backend)
         self.containers = Containers(
-            self.images, ContainerStore(os.path.join(options.data_root, "containers")),
+            self.images,
+            ContainerStore(os.path.join(options.data_root, "containers"), self.trash),
             self.monitors, self.runtime, options.cgroup_parent, network=self.networking)
         self.networking.lookup = self.containers.find
         self.networking.on_event = self._network_event
@@ -197,6 +201,7 @@ class Engine:
         self.networking.run_sync(self.networking.close,
                                  any(c.state.running for c in self.containers.all()))
         self.images.close()
+        self.trash.close()
         self._remove_cgroup_parent()
 
     def _remove_cgroup_parent(self) -> None:

@@ -11,6 +11,7 @@ import shutil
 from contextlib import suppress
 
 from .. import statefile
+from ..trash import Trash
 from .record import Container
 
 RECORD = "container.json"
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class ContainerStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, trash: Trash | None = None) -> None:
         self.root = os.path.abspath(root)
+        self.trash = trash
         os.makedirs(self.root, mode=0o710, exist_ok=True)
 
     def dir(self, container_id: str) -> str:
@@ -52,4 +54,8 @@ class ContainerStore:
         return out
 
     def remove(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        """Its directory, with nothing mounted in it any more."""
+        if self.trash is not None:
+            self.trash.discard(self.dir(container_id))
+        else:
+            shutil.rmtree(self.dir(container_id), ignore_errors=True)

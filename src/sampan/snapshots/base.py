@@ -21,13 +21,16 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from ..archive.changes import Change
 from ..archive.unpack import ApplyResult
 from ..archive.writer import LayerEntry, Owners, write_layer
 from ..metadata import Database
 from .mount import Mount
+
+if TYPE_CHECKING:
+    from ..trash import Trash
 
 ACTIVE, VIEW, COMMITTED = "active", "view", "committed"
 OWNERS_FILE = "owners.json"  # see set_owners
@@ -99,6 +102,8 @@ class Snapshotter(ABC):
         self.root = os.path.abspath(root)
         os.makedirs(os.path.join(self.root, "snapshots"), mode=0o700, exist_ok=True)
         self._meta = _Meta(os.path.join(self.root, "metadata.db"))
+        # The daemon's: removed snapshots' files are unlinked off its path (trash.py).
+        self.trash: Trash | None = None
 
     # Queries ------------------------------------------------------------------------------
 
@@ -207,6 +212,9 @@ class Snapshotter(ABC):
         self._discard(os.path.join(self.root, "snapshots", row["dir"]))
 
     def _discard(self, directory: str) -> None:
+        if self.trash is not None:
+            self.trash.discard(directory)
+            return
         doomed = os.path.join(os.path.dirname(directory), "rm-" + os.path.basename(directory))
         os.rename(directory, doomed)
         shutil.rmtree(doomed)
