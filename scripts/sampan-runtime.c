@@ -9,7 +9,9 @@
  * sealed.overlay_view() makes: a detached overlayfs whose layers are the interpreter's
  * directory and an empty tmpfs, never attached anywhere and never writable. Whatever goes
  * wrong here, the launcher falls back to the plain interpreter, whose script then
- * re-executes itself from a protected copy as it does without the launcher.
+ * re-executes itself from a protected copy as it does without the launcher. For the same
+ * commands it first starts the wait the kernel makes before a process's first move into a
+ * cgroup (warm_cgroup_lock), so that it passes while Python starts.
  *
  * scripts/install.sh builds it with -DPYTHON=... -DSCRIPT=... (absolute paths).
  */
@@ -17,9 +19,13 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/mount.h>
 
@@ -105,6 +111,66 @@ static int overlay_view(void)
     return fd;
 }
 
+/* The cgroup.procs file of this process's own cgroup, in the v2 hierarchy where there is
+ * one (mounted at /sys/fs/cgroup or, on hybrid hosts, /sys/fs/cgroup/unified), else in the
+ * first v1 hierarchy that has one. */
+static int own_procs_file(char *out, size_t size)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return -1;
+    char line[PATH_MAX];
+    int fd = -1;
+    for (int v1 = 0; v1 < 2 && fd < 0; v1++, rewind(f)) {
+        while (fd < 0 && fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = 0;
+            char *ctrl = strchr(line, ':');
+            char *rel = ctrl ? strchr(ctrl + 1, ':') : NULL;
+            if (!rel || (*++ctrl != ':') != v1)
+                continue;
+            *rel++ = 0;
+            if (!strcmp(rel, "/"))
+                rel = "";
+            if (!strncmp(ctrl, "name=", 5))
+                ctrl += 5;
+            const char *const v2[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup", NULL};
+            for (int i = 0; fd < 0 && (v1 ? i < 1 : v2[i] != NULL); i++) {
+                if (v1)
+                    snprintf(out, size, "/sys/fs/cgroup/%s%s/cgroup.procs", ctrl, rel);
+                else
+                    snprintf(out, size, "%s%s/cgroup.procs", v2[i], rel);
+                fd = open(out, O_WRONLY | O_CLOEXEC);
+            }
+        }
+    }
+    fclose(f);
+    return fd;
+}
+
+/* Moving a process into a cgroup takes the kernel's global cgroup_threadgroup_rwsem for
+ * writing; when nobody has lately, the writer first waits a whole RCU grace period (about
+ * 10 ms here), and the runtime's placement of the container's init would wait it after
+ * Python has started. A child writes its own pid into its own cgroup (a move to where it
+ * already is) every 2 ms while Python starts: the first write waits the grace period in
+ * parallel, and the lock stays in its writer-ready state until the runtime's own write
+ * (the kernel's "favordynmods" cgroup mount option keeps it so for good). The child dies
+ * with the runtime and stops after 150 ms in any case. */
+static void warm_cgroup_lock(void)
+{
+    char path[PATH_MAX];
+    pid_t runtime = getpid();
+    if (fork() != 0)
+        return;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = getppid() == runtime ? own_procs_file(path, sizeof path) : -1;
+    if (fd < 0)
+        _exit(0);
+    struct timespec tick = {0, 2000000};
+    for (int i = 0; i < 75 && write(fd, "0", 1) == 1; i++)
+        nanosleep(&tick, NULL);
+    _exit(0);
+}
+
 int main(int argc, char **argv)
 {
     char **args = calloc(argc + 3, sizeof(char *));
@@ -115,6 +181,7 @@ int main(int argc, char **argv)
     args[2] = SCRIPT;
     memcpy(args + 3, argv + 1, (argc - 1) * sizeof(char *));
     if (entering(argc, argv)) {
+        warm_cgroup_lock();
         int fd = overlay_view();
         if (fd >= 0)
             syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);

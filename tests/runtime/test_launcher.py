@@ -79,3 +79,46 @@ def test_the_launcher_starts_the_interpreter_once(bundle: Bundle, tmp_path: obje
     bundle.id += "s"
     script = _interpreter_starts(SCRIPT, bundle, root, log)
     assert len(script) == 2 and "execveat(" in script[1], script  # its own re-execution
+
+
+def _own_procs_files() -> set[str]:
+    """Where this process (and so the launcher it starts) sits, as cgroup.procs paths."""
+    found = set()
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, rel = line.rstrip("\n").split(":", 2)
+            name = controllers.removeprefix("name=")
+            bases = [f"/sys/fs/cgroup/{name}"] if name else ["/sys/fs/cgroup/unified",
+                                                            "/sys/fs/cgroup"]
+            found.update(os.path.normpath(f"{b}{rel}/cgroup.procs") for b in bases)
+    return found
+
+
+def test_the_launcher_warms_the_cgroup_lock_while_python_starts(
+        bundle: Bundle, tmp_path: object) -> None:
+    """A helper moves itself into its own cgroup before the runtime places the init (so
+    that the kernel's RCU grace period for the lock passes while Python starts), and is
+    gone when the runtime is."""
+    root, log = (os.path.join(str(tmp_path), name) for name in ("state", "strace.log"))
+    bundle.set_args("/bin/true").write()
+    subprocess.run(["strace", "-f", "-q", "-e", "trace=openat,write",
+                    "-o", log, SAMPAN_RUNTIME, "--root", root, "run", "--bundle",
+                    bundle.path, bundle.id],
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    with open(log) as f:
+        lines = f.read().splitlines()
+    opened: dict[tuple[str, str], str] = {}  # (pid, fd) -> path
+    moves = []  # (pid, path, what was written), in order
+    for line in lines:
+        if m := re.match(r'(\d+) +openat\(AT_FDCWD, "([^"]+/cgroup\.procs)".* = (\d+)$', line):
+            opened[(m.group(1), m.group(3))] = m.group(2)
+        elif (m := re.match(r'(\d+) +write\((\d+), "(\d+)"', line)) and \
+                (m.group(1), m.group(2)) in opened:
+            moves.append((m.group(1), os.path.normpath(opened[(m.group(1), m.group(2))]),
+                          m.group(3)))
+    assert moves, lines
+    helper, path, written = moves[0]
+    assert written == "0" and path in _own_procs_files(), moves
+    init_moves = [mv for mv in moves if mv[2] != "0"]
+    assert init_moves and all(mv[0] != helper for mv in init_moves), moves
+    assert any(re.match(rf"{helper} +\+\+\+ ", line) for line in lines), "helper never ended"
