@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,24 @@ def test_login_logout(peer: Peer, tmp_path_factory: pytest.TempPathFactory) -> N
         assert peer.ok("logout", registry.host) == f"Not logged in to {registry.host}\n"
     finally:
         _stop(run, registry)
+
+
+def test_restart_of_a_removable_container_keeps_it(peer: Peer) -> None:
+    """What tests/engine/test_rootfs_mount.py holds sampand to: dockerd's `restart` of a
+    `--rm` container starts it again (removed only at its next exit)."""
+    cid = peer.docker("run", "-d", "--rm", "--network", "none", "busybox",
+                      "sleep", "60").stdout.strip()
+    assert cid
+    try:
+        assert peer.docker("restart", "-t", "0", cid).returncode == 0
+        running = peer.docker("inspect", "--format", "{{.State.Running}}", cid)
+        assert running.stdout == "true\n", running.stderr
+        assert peer.docker("kill", cid).returncode == 0
+        assert peer.docker("wait", cid).returncode in (0, 1)  # gone as it is waited on
+        for _ in range(100):
+            if cid not in peer.docker("ps", "-aq", "--no-trunc").stdout:
+                break
+            time.sleep(0.1)
+        assert cid not in peer.docker("ps", "-aq", "--no-trunc").stdout
+    finally:
+        peer.docker("rm", "-f", cid)

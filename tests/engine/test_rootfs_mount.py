@@ -41,3 +41,24 @@ def test_only_a_container_removed_at_exit_has_a_volatile_layer(daemon: Daemon) -
         assert not _volatile(daemon, kept)
     finally:
         daemon.docker("rm", "-f", throwaway, kept)
+
+
+def test_restart_keeps_a_removable_container_and_its_volatile_layer(daemon: Daemon) -> None:
+    """As dockerd (HasBeenManuallyRestarted): `restart` of a `--rm` container stops and
+    starts it again with what it wrote; the layer stays mounted (a volatile upper, once
+    unmounted, never mounts again), and the container still goes at its next exit."""
+    cid = daemon.ok("run", "-d", "--rm", "busybox", "sh", "-c",
+                    "test -e /f && echo again > /f || echo first > /f; sleep 60").strip()
+    try:
+        until(lambda: daemon.docker("exec", cid, "cat", "/f").stdout == "first\n")
+        pid = daemon.ok("inspect", "--format", "{{.State.Pid}}", cid)
+        daemon.ok("restart", "-t", "0", cid)
+        assert daemon.ok("inspect", "--format", "{{.State.Running}}", cid) == "true\n"
+        assert daemon.ok("inspect", "--format", "{{.State.Pid}}", cid) != pid
+        until(lambda: daemon.docker("exec", cid, "cat", "/f").stdout == "again\n")
+        assert _volatile(daemon, cid)
+        daemon.ok("kill", cid)
+        until(lambda: cid not in daemon.ok("ps", "-aq", "--no-trunc"))
+        assert not os.path.exists(os.path.join(daemon.data_root, "containers", cid))
+    finally:
+        daemon.docker("rm", "-f", cid)

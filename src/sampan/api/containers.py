@@ -103,12 +103,8 @@ async def stop(request: web.Request) -> web.Response:
 
 
 async def restart(request: web.Request) -> web.Response:
-    containers = engine_of(request).containers
-    c = containers.get(request.match_info["id"])
-    if c.state.running or c.state.status == "restarting":
-        await containers.stop(c.id, _int(request, "t"), request.query.get("signal"))
-    await containers.start(c.id)
-    containers.on_change("restart", c)
+    await engine_of(request).containers.restart(
+        request.match_info["id"], _int(request, "t"), request.query.get("signal"))
     return web.Response(status=204)
 
 

@@ -82,6 +82,9 @@ class _Live:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     unwatch: Callable[[], None] | None = None  # cancels the watch on the monitor
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    # a `restart` is stopping it: that exit neither removes an AutoRemove container nor
+    # unmounts its root filesystem (as dockerd's HasBeenManuallyRestarted)
+    restarting_manually: bool = False
 
 
 class Containers:
@@ -451,7 +454,8 @@ class Containers:
             c.state.error = "the container's monitor exited without recording an exit code"
         was_running = c.state.running or c.state.status in ("created", "restarting")
         # (not when the exit comes from a removal already under way)
-        auto_remove = bool(c.host_config.get("AutoRemove")) and c.state.status != "removing"
+        auto_remove = bool(c.host_config.get("AutoRemove")) and c.state.status != "removing" \
+            and not live.restarting_manually
         if c.state.status != "removing":
             c.state.status = "exited"
         c.state.exit_code = code
@@ -508,7 +512,8 @@ class Containers:
     async def _release_mounts(self, c: Container) -> None:
         if self.mounts is not None:
             self.mounts.teardown(c)
-        if c.mounted:
+        if c.mounted and not self._live_of(c).restarting_manually:
+            # (kept across a restart: a volatile layer, once unmounted, never mounts again)
             try:
                 await asyncio.to_thread(unmount_all, os.path.join(self.directory(c), "rootfs"))
                 c.mounted = False
@@ -580,6 +585,21 @@ class Containers:
             await self._signal(c, signal.SIGKILL)
             await self._killed(c, exited)
         self.on_change("stop", c)
+
+    async def restart(self, ref: str, timeout: int | None = None,
+                      sig: str | None = None) -> None:
+        """Stop it if it runs, and start it again on the same writable layer; as dockerd's,
+        a `--rm` container comes back (it is removed at its next exit)."""
+        c = self.get(ref)
+        live = self._live_of(c)
+        if c.state.running or c.state.status == "restarting":
+            live.restarting_manually = True
+            try:
+                await self.stop(c.id, timeout, sig)  # returns once the exit is handled
+            finally:
+                live.restarting_manually = False
+        await self.start(c.id)
+        self.on_change("restart", c)
 
     async def _killed(self, c: Container, exited: asyncio.Event) -> None:
         """Wait until the exit of a SIGKILLed container has been handled. The process dies
