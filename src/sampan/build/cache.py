@@ -87,6 +87,12 @@ class BuildCache:
         os.makedirs(root, mode=0o700, exist_ok=True)
         self.db = _CacheDB(os.path.join(root, "cache.db"))
         self.store = store
+        store.add_holder(self.held)
+
+    def held(self) -> tuple[set[str], set[str]]:
+        """The chain IDs and blob digests of every cached step's layers."""
+        layers = [la for e in self.entries() for la in e.state.layers]
+        return {la.chain_id for la in layers}, {la.blob_digest for la in layers}
 
     def close(self) -> None:
         self.db.close()

@@ -156,6 +156,19 @@ def lock(exec_root: str) -> int:
     return fd
 
 
+def _collect_garbage(engine: Any) -> None:
+    """What a crash left in the image store (unpack snapshots, blobs and layers nothing
+    holds, temporary files), removed before the first request can start a pull."""
+    try:
+        removed = engine.images.gc()
+    except Exception as exc:  # (a layer it cannot remove now is left for the next start)
+        log.warning("image store garbage collection: %s", exc)
+        return
+    if removed["snapshots"] or removed["blobs"]:
+        log.info("removed %d snapshots and %d blobs nothing holds",
+                 len(removed["snapshots"]), len(removed["blobs"]))
+
+
 async def serve(config: DaemonConfig, conmon: str, path: str = DEFAULT_CONFIG_FILE,
                 flags: dict[str, Any] | None = None) -> None:
     from aiohttp import web
@@ -173,7 +186,9 @@ async def serve(config: DaemonConfig, conmon: str, path: str = DEFAULT_CONFIG_FI
     options = config.engine_options(conmon)
     engine = Engine(options)
     await engine.start()
-    runner = web.AppRunner(make_app(engine), access_log=log if config.debug else None,
+    app = make_app(engine)  # (the build cache it opens holds layers no image records)
+    await asyncio.to_thread(_collect_garbage, engine)
+    runner = web.AppRunner(app, access_log=log if config.debug else None,
                            handle_signals=False)
     await runner.setup()
     for listener in listeners:

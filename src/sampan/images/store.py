@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -135,6 +135,12 @@ class ImageStore:
         self.snapshots: Snapshotter = open_snapshotter(os.path.join(self.root, "snapshots"),
                                                        snapshotter)
         self.db = ImageDB(os.path.join(self.root, "sampan.db"))
+        self._holders: list[Callable[[], tuple[set[str], set[str]]]] = []
+
+    def add_holder(self, held: Callable[[], tuple[set[str], set[str]]]) -> None:
+        """Something besides images that keeps layers (the build cache's steps): ``gc``
+        spares the snapshots (chain IDs) and blobs (digests) ``held()`` returns."""
+        self._holders.append(held)
 
     def close(self) -> None:
         self.db.close()
@@ -511,10 +517,16 @@ class ImageStore:
     def gc(self) -> dict[str, list[str]]:
         """Remove what a crash left: snapshots and blobs no image records, temp files.
 
-        Run it when nothing else uses the store (daemon start-up): a pull in flight has
-        blobs that no image records yet.
+        Run it when nothing else uses the store (sampand runs it at start-up): a pull in
+        flight has blobs that no image records yet. An interrupted pull's verified blobs go
+        too; its partial download (ingest/) stays for the next pull to resume.
         """
         known = self.db.chains()
+        referenced = self.db.blobs()
+        for held in self._holders:
+            chains, digests = held()
+            known |= chains
+            referenced |= digests
         removed: list[str] = []
         progress = True
         while progress:  # children first: a parent has to wait for its orphaned children
@@ -530,7 +542,6 @@ class ImageStore:
                     removed.append(info.key)
                     progress = True
         removed.extend(self.snapshots.cleanup())
-        referenced = self.db.blobs()
         blobs = [d for d, _ in self.content.walk() if d not in referenced]
         for digest in blobs:
             self.content.delete(digest)
