@@ -664,7 +664,7 @@ class Containers:
             if c.id not in self._all:
                 return
             if not torn_down:
-                await self._mark_removing(c)
+                await self._release_for_removal(c)
             try:
                 if self.images.snapshots.exists(c.id):
                     self._remove_snapshot(c)
@@ -689,7 +689,8 @@ class Containers:
         self._live.pop(c.id, None)
         self.on_change("destroy", c)
 
-    async def _mark_removing(self, c: Container) -> None:
+    async def _release_for_removal(self, c: Container) -> None:
+        """Record the removal under way, then release what the last run held."""
         c.state.status = "removing"
         try:
             self.store.save(c)
