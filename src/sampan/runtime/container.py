@@ -70,6 +70,9 @@ class Runtime:
 
     def __init__(self, root: str) -> None:
         self.store = StateStore(root)
+        # the cgroups this instance created: `run` looks its container's up again for the
+        # OOM check and the delete, and finding the hierarchies means reading mountinfo
+        self._created: dict[str, Cgroup] = {}
 
     # ---- queries -------------------------------------------------------------------
 
@@ -94,6 +97,9 @@ class Runtime:
         return out
 
     def _cgroup(self, record: ContainerRecord) -> Cgroup | None:
+        created = self._created.get(record.id)
+        if created is not None and created.paths == record.cgroup_paths:
+            return created
         try:
             return open_cgroup(record.cgroups_path, record.id,
                                paths=record.cgroup_paths or None)
@@ -144,6 +150,7 @@ class Runtime:
             resources = (spec.linux.resources if spec.linux else None) or Resources()
             cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
             record.cgroup_paths = dict(cgroup.paths)
+            self._created[container_id] = cgroup
             self.store.save(record)
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
                               rootfs=rootfs_path, fifo_fd=fifo_fd, no_pivot=no_pivot,
@@ -171,6 +178,7 @@ class Runtime:
                 _kill_and_reap(started.pid)
             if cgroup is not None:
                 cgroup.destroy()
+            self._created.pop(container_id, None)
             self.store.remove(container_id)
             raise
 
@@ -362,6 +370,7 @@ class Runtime:
             _wait_gone(record)
         if cgroup is not None:
             cgroup.destroy()
+        self._created.pop(container_id, None)
         try:
             spec_hooks = self._hooks(container_id)
         except (OSError, ValueError):
