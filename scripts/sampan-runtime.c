@@ -153,20 +153,22 @@ static int own_procs_file(char *out, size_t size)
  * Python has started. A child writes its own pid into its own cgroup (a move to where it
  * already is) every 2 ms while Python starts: the first write waits the grace period in
  * parallel, and the lock stays in its writer-ready state until the runtime's own write
- * (the kernel's "favordynmods" cgroup mount option keeps it so for good). The child dies
- * with the runtime and stops after 150 ms in any case. */
-static void warm_cgroup_lock(void)
+ * (the kernel's "favordynmods" cgroup mount option keeps it so for good). The runtime
+ * kills and reaps it once the init is placed (runtime/warmup.py: its pid is in
+ * WARMUP_ENV); it dies with the runtime and stops after 150 ms in any case. */
+#define WARMUP_ENV "_SAMPAN_RUNTIME_WARMUP"
+
+static pid_t warm_cgroup_lock(void)
 {
-    char path[PATH_MAX];
     pid_t runtime = getpid();
-    if (fork() != 0)
-        return;
+    pid_t helper = fork();
+    if (helper != 0)
+        return helper;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char path[PATH_MAX];
     int fd = getppid() == runtime ? own_procs_file(path, sizeof path) : -1;
-    if (fd < 0)
-        _exit(0);
     struct timespec tick = {0, 2000000};
-    for (int i = 0; i < 75 && write(fd, "0", 1) == 1; i++)
+    for (int i = 0; fd >= 0 && i < 75 && write(fd, "0", 1) == 1; i++)
         nanosleep(&tick, NULL);
     _exit(0);
 }
@@ -180,8 +182,12 @@ int main(int argc, char **argv)
     args[1] = "-IS";
     args[2] = SCRIPT;
     memcpy(args + 3, argv + 1, (argc - 1) * sizeof(char *));
+    unsetenv(WARMUP_ENV);  /* only ever this launcher's own helper */
     if (entering(argc, argv)) {
-        warm_cgroup_lock();
+        pid_t helper = warm_cgroup_lock();
+        char pid[16];
+        if (helper > 0 && snprintf(pid, sizeof pid, "%d", (int)helper) > 0)
+            setenv(WARMUP_ENV, pid, 1);
         int fd = overlay_view();
         if (fd >= 0)
             syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);

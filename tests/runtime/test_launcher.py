@@ -5,10 +5,12 @@ has it, protects itself the same way with a second start (runtime/sealed.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -122,3 +124,26 @@ def test_the_launcher_warms_the_cgroup_lock_while_python_starts(
     init_moves = [mv for mv in moves if mv[2] != "0"]
     assert init_moves and all(mv[0] != helper for mv in init_moves), moves
     assert any(re.match(rf"{helper} +\+\+\+ ", line) for line in lines), "helper never ended"
+
+
+def test_the_warm_up_helper_is_no_child_of_the_runtime(bundle: Bundle, tmp_path: object) -> None:
+    """Under a `run` in the foreground, the container's init is the runtime's one child:
+    the helper, done long before, is not left behind as a zombie there."""
+    runtime = Runtime(SAMPAN_RUNTIME, os.path.join(str(tmp_path), "state"))
+    bundle.set_args("sleep", "3").write()
+    proc = subprocess.Popen([SAMPAN_RUNTIME, "--root", runtime.root, "run", "--bundle",
+                             bundle.path, bundle.id], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            state = runtime("state", bundle.id)
+            if state.returncode == 0 and json.loads(state.stdout)["status"] == "running":
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # the helper's 150 ms are over
+        init = runtime.state(bundle.id)["pid"]
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            assert f.read().split() == [str(init)]
+    finally:
+        runtime("kill", bundle.id, "KILL")
+        proc.wait(timeout=10)

@@ -30,7 +30,7 @@ from ..oci.spec import (
     Spec,
     parse_spec,
 )
-from . import hooks, process, rootfs
+from . import hooks, process, rootfs, warmup
 from .channel import Channel, ChannelClosed, SetupError
 from .init import InitContext, run_stage1
 from .state import (
@@ -225,6 +225,8 @@ class Runtime:
             if not ctx.is_exec and not ctx.placed_late:
                 cgroup.apply(stage1)
             parent.send("go")
+            if not ctx.is_exec and not ctx.placed_late:
+                warmup.release()  # (its job done: see warmup.py)
             if ctx.userns:
                 parent.expect("userns")
                 _write_id_maps(stage1, ctx.spec)
@@ -235,6 +237,7 @@ class Runtime:
                 try:
                     cgroup.apply(pid)
                     parent.send("placed")
+                    warmup.release()
                 except (OSError, CgroupError):
                     _raise_reported(parent)
                     raise
