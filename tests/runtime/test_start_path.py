@@ -10,8 +10,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+# ctypes: the kernel calls go through the C extension install.sh builds (kernel/_syscall.c)
 HEAVY = ("argparse", "collections", "contextlib", "dataclasses", "enum", "inspect", "json",
-         "re", "socket", "subprocess", "typing", "shutil", "datetime", "signal")
+         "re", "socket", "subprocess", "typing", "shutil", "datetime", "signal", "ctypes")
 
 PROBE = f"""
 import sys

@@ -1,20 +1,14 @@
 """bpf(2) for the cgroup v2 device filter: load a program, attach it, replace old ones.
 
-A thin ctypes layer like sampan.kernel.syscalls (it belongs there; kept here while the
-cgroups package is the only user). Errors are OSError naming the command and its target.
+Errors are OSError naming the command and its target.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import struct
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
-_NR_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
+from ..kernel.syscalls import SYS_BPF, _check, address, syscall
 
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
@@ -30,16 +24,8 @@ _LOG_SIZE = 1 << 16
 _MAX_PROGS = 64  # the kernel's limit of programs per cgroup and attach type
 
 
-def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
-    nr = _NR_BPF.get(platform.machine())
-    if nr is None:
-        raise OSError(0, f"bpf: unknown syscall number on {platform.machine()}")
-    result = _libc.syscall(ctypes.c_long(nr), ctypes.c_long(cmd), attr,
-                           ctypes.c_long(_ATTR_SIZE))
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return int(result)
+def _bpf(cmd: int, attr: bytearray, what: str) -> int:
+    return _check(syscall(SYS_BPF, cmd, attr, _ATTR_SIZE), what)
 
 
 def load_device_program(insns: bytes) -> int:
@@ -47,48 +33,47 @@ def load_device_program(insns: bytes) -> int:
     try:
         return _load(insns, None)
     except OSError:
-        log = ctypes.create_string_buffer(_LOG_SIZE)
+        log = bytearray(_LOG_SIZE)
         try:
             return _load(insns, log)
         except OSError as exc:
-            verifier = log.value.decode(errors="replace").strip()
+            verifier = log.split(b"\0", 1)[0].decode(errors="replace").strip()
             raise OSError(exc.errno, f"{exc.strerror}: {verifier}") from None
 
 
-def _load(insns: bytes, log: ctypes.Array[ctypes.c_char] | None) -> int:
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(b"Apache")
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+def _load(insns: bytes, log: bytearray | None) -> int:
+    lic = b"Apache"  # NUL-terminated, as every bytes object is
+    attr = bytearray(_ATTR_SIZE)
     struct.pack_into("<IIQQIIQII16s", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(insns) // 8,
-                     ctypes.addressof(code), ctypes.addressof(lic), 1 if log else 0,
-                     len(log) if log else 0, ctypes.addressof(log) if log else 0,
+                     address(insns), address(lic), 1 if log else 0,
+                     len(log) if log else 0, address(log) if log else 0,
                      0, 0, b"sampan_dev")  # kern_version, prog_flags, prog_name
     return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
 
 
 def query_device_programs(cgroup_fd: int) -> list[int]:
     """Ids of the device programs attached to this very cgroup (not its ancestors)."""
-    ids = (ctypes.c_uint32 * _MAX_PROGS)()
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    ids = bytearray(4 * _MAX_PROGS)
+    attr = bytearray(_ATTR_SIZE)
     struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0,
-                     ctypes.addressof(ids), _MAX_PROGS)
+                     address(ids), _MAX_PROGS)
     _bpf(BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
     (count,) = struct.unpack_from("<I", attr, 24)
-    return list(ids[:count])
+    return list(struct.unpack_from(f"<{count}I", ids))
 
 
 def attach_device_program(cgroup_fd: int, prog_fd: int) -> None:
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    attr = bytearray(_ATTR_SIZE)
     struct.pack_into("<IIII", attr, 0, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
     _bpf(BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE)")
 
 
 def detach_device_program(cgroup_fd: int, prog_id: int) -> None:
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    attr = bytearray(_ATTR_SIZE)
     struct.pack_into("<I", attr, 0, prog_id)
     prog_fd = _bpf(BPF_PROG_GET_FD_BY_ID, attr, f"bpf(BPF_PROG_GET_FD_BY_ID, {prog_id})")
     try:
-        attr = ctypes.create_string_buffer(_ATTR_SIZE)
+        attr = bytearray(_ATTR_SIZE)
         struct.pack_into("<III", attr, 0, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE)
         _bpf(BPF_PROG_DETACH, attr, "bpf(BPF_PROG_DETACH, BPF_CGROUP_DEVICE)")
     finally:

@@ -8,18 +8,19 @@ without any mount other than the overlay itself appearing in the host's mount ta
 
 from __future__ import annotations
 
-import ctypes
 import os
+import struct
 
-from .syscalls import _check, _syscall
-
-# x86-64 syscall numbers.
-SYS_OPEN_TREE = 428
-SYS_MOVE_MOUNT = 429
-SYS_FSOPEN = 430
-SYS_FSCONFIG = 431
-SYS_FSMOUNT = 432
-SYS_MOUNT_SETATTR = 442
+from .syscalls import (
+    SYS_FSCONFIG,
+    SYS_FSMOUNT,
+    SYS_FSOPEN,
+    SYS_MOUNT_SETATTR,
+    SYS_MOVE_MOUNT,
+    SYS_OPEN_TREE,
+    _check,
+    syscall,
+)
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
@@ -36,24 +37,23 @@ FSCONFIG_SET_FD = 5
 FSCONFIG_CMD_CREATE = 6
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+# struct mount_attr: attr_set, attr_clr, propagation, userns_fd
+_MOUNT_ATTR = struct.Struct("=4Q")
 
 
 def open_tree_clone(path: str, recursive: bool = False) -> int:
     """A detached copy of the mount at ``path`` (an fd; closing it unmounts the copy)."""
     flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive else 0)
-    return _check(_syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), flags),
+    return _check(syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), flags),
                   "open_tree", path)
 
 
 def set_idmap(tree_fd: int, userns_fd: int, readonly: bool = False) -> None:
     """Make the detached mount ``tree_fd`` idmapped through the user namespace."""
-    attr = _MountAttr(MOUNT_ATTR_IDMAP | (MOUNT_ATTR_RDONLY if readonly else 0), 0, 0,
-                      userns_fd)
-    _check(_syscall(SYS_MOUNT_SETATTR, tree_fd, b"", AT_EMPTY_PATH, ctypes.byref(attr),
-                    ctypes.sizeof(attr)), "mount_setattr(MOUNT_ATTR_IDMAP)")
+    attr = _MOUNT_ATTR.pack(MOUNT_ATTR_IDMAP | (MOUNT_ATTR_RDONLY if readonly else 0), 0, 0,
+                            userns_fd)
+    _check(syscall(SYS_MOUNT_SETATTR, tree_fd, b"", AT_EMPTY_PATH, attr, len(attr)),
+           "mount_setattr(MOUNT_ATTR_IDMAP)")
 
 
 def idmapped_clone(path: str, userns_fd: int, readonly: bool = False) -> int:
@@ -71,7 +71,7 @@ class FsContext:
 
     def __init__(self, fstype: str) -> None:
         self.fstype = fstype
-        self.fd = _check(_syscall(SYS_FSOPEN, fstype.encode(), FSOPEN_CLOEXEC),
+        self.fd = _check(syscall(SYS_FSOPEN, fstype.encode(), FSOPEN_CLOEXEC),
                          "fsopen", fstype)
 
     def set_string(self, key: str, value: str) -> None:
@@ -84,13 +84,13 @@ class FsContext:
         self._config(FSCONFIG_SET_FD, key, None, fd)
 
     def _config(self, cmd: int, key: str | None, value: bytes | None, aux: int) -> None:
-        _check(_syscall(SYS_FSCONFIG, self.fd, cmd, None if key is None else key.encode(),
-                        value, aux), f"fsconfig {self.fstype} {key or 'create'}")
+        _check(syscall(SYS_FSCONFIG, self.fd, cmd, None if key is None else key.encode(),
+                       value, aux), f"fsconfig {self.fstype} {key or 'create'}")
 
     def detached(self) -> int:
         """Create the filesystem; a detached mount of it (an fd, gone once closed)."""
         self._config(FSCONFIG_CMD_CREATE, None, None, 0)
-        return _check(_syscall(SYS_FSMOUNT, self.fd, FSMOUNT_CLOEXEC, 0), "fsmount",
+        return _check(syscall(SYS_FSMOUNT, self.fd, FSMOUNT_CLOEXEC, 0), "fsmount",
                       self.fstype)
 
     def mount_at(self, target: str) -> None:
@@ -106,5 +106,5 @@ class FsContext:
 
 
 def move_mount(tree_fd: int, target: str) -> None:
-    _check(_syscall(SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, os.fsencode(target),
-                    MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)
+    _check(syscall(SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, os.fsencode(target),
+                   MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)

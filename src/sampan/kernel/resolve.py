@@ -7,10 +7,10 @@ a symlink or a ``..`` ever leading to the host's (Linux 5.6 and later).
 
 from __future__ import annotations
 
-import ctypes
 import os
+import struct
 
-SYS_OPENAT2 = 437  # x86-64 and aarch64 alike
+from .syscalls import SYS_OPENAT2, _check, syscall
 
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -18,25 +18,14 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
+_OPEN_HOW = struct.Struct("=3Q")  # struct open_how: flags, mode, resolve
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """A new fd for ``path`` below ``dirfd``, resolved as ``resolve`` says; OSError else."""
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _syscall(SYS_OPENAT2, dirfd, os.fsencode(path), ctypes.byref(how),
-                  ctypes.sizeof(how))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"openat2: {os.strerror(err)}", path)
-    return int(fd)
+    how = _OPEN_HOW.pack(flags | os.O_CLOEXEC, mode, resolve)
+    return _check(syscall(SYS_OPENAT2, dirfd, os.fsencode(path), how, len(how)), "openat2",
+                  path)
 
 
 def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH) -> int:

@@ -14,22 +14,18 @@ program in it is trusted as the container's filter); otherwise it is not used.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import stat
+import struct
 
 from ..oci.spec import Seccomp
+from .syscalls import SYS_SECCOMP, _check, address, syscall
 
 try:  # the built-in module: hashlib loads OpenSSL, about 5 ms of the runtime's start-up
     from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # Python < 3.12
     from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(os.uname().machine, -1)
 _SECCOMP_SET_MODE_FILTER = 1
 # The spec's flags as seccomp(2) takes them.
 _FLAG_BITS = {
@@ -38,10 +34,7 @@ _FLAG_BITS = {
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
 }
 _INSTRUCTION = 8  # bytes of one struct sock_filter
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+_SOCK_FPROG = struct.Struct("=HxxxxxxQ")  # struct sock_fprog: len, then a pointer
 
 
 class BpfFilter:
@@ -54,15 +47,12 @@ class BpfFilter:
             raise ValueError("seccomp: not a BPF program")
         self.program = program
         self.flags = flags
-        self._buffer = ctypes.create_string_buffer(program, len(program))
-        self._fprog = _SockFprog(len(program) // _INSTRUCTION,
-                                 ctypes.cast(self._buffer, ctypes.c_void_p))
+        # points into ``program``, which the filter keeps
+        self._fprog = _SOCK_FPROG.pack(len(program) // _INSTRUCTION, address(program))
 
     def load(self) -> None:
-        if _syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, self.flags,
-                    ctypes.byref(self._fprog)) < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, "loading seccomp filter: " + os.strerror(err))
+        _check(syscall(SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, self.flags, self._fprog),
+               "loading seccomp filter")
 
 
 def fingerprint(spec: Seccomp) -> str:

@@ -1,15 +1,22 @@
 """The thin layer of kernel calls Python's os module lacks (3.11 has no unshare or setns).
 
 Every function raises OSError with errno and a message naming the call and its target,
-so that callers higher up can turn it into a clear error for the user.
+so that callers higher up can turn it into a clear error for the user. The calls go through
+``syscall`` (the C extension ``_syscall``, or the same on ctypes where it was not built),
+with the kernel's own numbers for this machine's architecture.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
+import struct
 
-_libc = ctypes.CDLL(None, use_errno=True)
+try:  # built by setup.py (scripts/install.sh has the compiler): no ctypes at start-up
+    from ._syscall import address, syscall
+except ImportError:  # an install without a C compiler: about 4 ms more per runtime start
+    from ._ctypes_syscall import address, syscall
+
+__all__ = ["address", "syscall"]
 
 # Namespace clone flags (linux/sched.h).
 CLONE_NEWTIME = 0x00000080
@@ -78,22 +85,44 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
-# x86-64 syscall numbers for calls glibc 2.36 does not wrap.
-SYS_PIVOT_ROOT = 155
-SYS_CAPGET = 125
-SYS_CAPSET = 126
-SYS_PIDFD_OPEN = 434
-SYS_PIDFD_SEND_SIGNAL = 424
+# System call numbers (asm/unistd.h), where the architectures differ.
+_NUMBERS = {
+    #            x86_64 aarch64
+    "mount": (165, 40), "umount2": (166, 39), "pivot_root": (155, 41),
+    "unshare": (272, 97), "setns": (308, 268), "sethostname": (170, 161),
+    "setdomainname": (171, 162), "prctl": (157, 167), "personality": (135, 92),
+    "capget": (125, 90), "capset": (126, 91), "fstatfs": (138, 44), "seccomp": (317, 277),
+    "bpf": (321, 280),
+}
+_ARCH = {"x86_64": 0, "aarch64": 1}.get(os.uname().machine, -1)
 
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+
+def _nr(name: str) -> int:
+    return _NUMBERS[name][_ARCH] if _ARCH >= 0 else -1  # -1: ENOSYS
+
+
+SYS_MOUNT, SYS_UMOUNT2, SYS_PIVOT_ROOT = _nr("mount"), _nr("umount2"), _nr("pivot_root")
+SYS_UNSHARE, SYS_SETNS, SYS_PRCTL = _nr("unshare"), _nr("setns"), _nr("prctl")
+SYS_SETHOSTNAME, SYS_SETDOMAINNAME = _nr("sethostname"), _nr("setdomainname")
+SYS_PERSONALITY, SYS_CAPGET, SYS_CAPSET = _nr("personality"), _nr("capget"), _nr("capset")
+SYS_FSTATFS, SYS_SECCOMP, SYS_BPF = _nr("fstatfs"), _nr("seccomp"), _nr("bpf")
+# The same on every architecture (the numbers added since 5.x are common).
+SYS_PIDFD_SEND_SIGNAL = 424
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+SYS_FSOPEN = 430
+SYS_FSCONFIG = 431
+SYS_FSMOUNT = 432
+SYS_PIDFD_OPEN = 434
+SYS_OPENAT2 = 437
+SYS_MOUNT_SETATTR = 442
 
 
 def _check(result: int, what: str, target: str | None = None) -> int:
-    if result == -1:
-        err = ctypes.get_errno()
-        msg = f"{what}: {os.strerror(err)}"
-        raise OSError(err, msg, target) if target else OSError(err, msg)
+    """``result`` of ``syscall``; a negative one (-errno) raised as OSError."""
+    if result < 0:
+        msg = f"{what}: {os.strerror(-result)}"
+        raise OSError(-result, msg, target) if target else OSError(-result, msg)
     return result
 
 
@@ -103,39 +132,38 @@ def _b(path: str | None) -> bytes | None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags),
-                       _b(data)), f"mount {source or fstype or ''} on", target)
+    _check(syscall(SYS_MOUNT, _b(source), _b(target), _b(fstype), flags, _b(data)),
+           f"mount {source or fstype or ''} on", target)
 
 
 def umount(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), flags), "umount", target)
+    _check(syscall(SYS_UMOUNT2, _b(target), flags), "umount", target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
+    _check(syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), f"unshare({flags:#x})")
+    _check(syscall(SYS_UNSHARE, flags), f"unshare({flags:#x})")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.setns(fd, nstype), "setns")
+    _check(syscall(SYS_SETNS, fd, nstype), "setns")
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)), "sethostname", name)
+    _check(syscall(SYS_SETHOSTNAME, raw, len(raw)), "sethostname", name)
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, len(raw)), "setdomainname", name)
+    _check(syscall(SYS_SETDOMAINNAME, raw, len(raw)), "setdomainname", name)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), f"prctl({option})")
+    return _check(syscall(SYS_PRCTL, option, arg2, arg3, arg4, arg5), f"prctl({option})")
 
 
 def set_no_new_privs() -> None:
@@ -156,50 +184,44 @@ def set_keepcaps(on: bool) -> None:
 
 def set_name(name: str) -> None:
     """The process's comm (what ps and top show; 15 bytes at most)."""
-    buf = ctypes.create_string_buffer(name.encode()[:15])
-    prctl(PR_SET_NAME, ctypes.addressof(buf))
+    _check(syscall(SYS_PRCTL, PR_SET_NAME, name.encode()[:15]), f"prctl({PR_SET_NAME})")
 
 
 def personality(persona: int) -> None:
-    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+    _check(syscall(SYS_PERSONALITY, persona), "personality")
 
 
 def pidfd_open(pid: int) -> int:
-    return _check(_syscall(SYS_PIDFD_OPEN, pid, 0), "pidfd_open", str(pid))
+    return _check(syscall(SYS_PIDFD_OPEN, pid, 0), "pidfd_open", str(pid))
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _check(_syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, None, 0), "pidfd_send_signal")
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _check(syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, None, 0), "pidfd_send_signal")
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+# struct __user_cap_header_struct, then two struct __user_cap_data_struct (the low and
+# high 32 bits of each set)
+_CAP_HEADER = struct.Struct("=Ii")
+_CAP_DATA = struct.Struct("=6I")
+
+
+def _cap_header(pid: int) -> bytearray:
+    """Writable: the kernel writes its own version there when it refuses ours."""
+    return bytearray(_CAP_HEADER.pack(_LINUX_CAPABILITY_VERSION_3, pid))
 
 
 def capget(pid: int = 0) -> tuple[int, int, int]:
     """(effective, permitted, inheritable) as 64-bit masks."""
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
-    data = (_CapData * 2)()
-    _check(_syscall(SYS_CAPGET, ctypes.byref(hdr), data), "capget")
-    return tuple(
-        getattr(data[0], f) | (getattr(data[1], f) << 32)
-        for f in ("effective", "permitted", "inheritable"))
+    data = bytearray(_CAP_DATA.size)
+    _check(syscall(SYS_CAPGET, _cap_header(pid), data), "capget")
+    e0, p0, i0, e1, p1, i1 = _CAP_DATA.unpack(data)
+    return e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in (0, 1):
-        shift = 32 * i
-        data[i].effective = (effective >> shift) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_syscall(SYS_CAPSET, ctypes.byref(hdr), data), "capset")
+    low, high = 0xFFFFFFFF, 32
+    data = _CAP_DATA.pack(effective & low, permitted & low, inheritable & low,
+                          effective >> high & low, permitted >> high & low,
+                          inheritable >> high & low)
+    _check(syscall(SYS_CAPSET, _cap_header(0), data), "capset")

@@ -59,14 +59,12 @@ def exe_is_protected(path: str = "/proc/self/exe") -> bool:
 
 
 def _fs_type(fd: int) -> int:
-    import ctypes
+    from ..kernel.syscalls import SYS_FSTATFS, syscall
 
-    from ..kernel.syscalls import _libc
-
-    buf = (ctypes.c_long * 15)()  # struct statfs: f_type first
-    if _libc.fstatfs(fd, buf) != 0:
+    buf = bytearray(120)  # struct statfs, f_type first
+    if syscall(SYS_FSTATFS, fd, buf) != 0:
         return 0
-    return buf[0] & 0xFFFFFFFF
+    return int.from_bytes(buf[:8], "little") & 0xFFFFFFFF
 
 
 def overlay_view() -> int:
