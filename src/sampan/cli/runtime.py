@@ -135,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     """The runtime's own failures, reported as one line: imported only on failure, so that
     a light command (``state``) does not load the modules that raise them."""
+    from ..cgroups.base import CgroupError
     from ..oci.spec import ConfigError
     from ..runtime.channel import SetupError
     from ..runtime.hooks import HookError
     from ..runtime.state import ContainerError
 
-    return ConfigError, ContainerError, SetupError, HookError
+    return ConfigError, ContainerError, SetupError, HookError, CgroupError
 
 
 def _dispatch(args: SimpleNamespace) -> int:

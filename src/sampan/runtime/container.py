@@ -146,12 +146,16 @@ class Runtime:
             _make_exec_fifo(fifo, spec)
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
             cgroup = open_cgroup(record.cgroups_path, container_id)
-            cgroup.create()
             resources = (spec.linux.resources if spec.linux else None) or Resources()
-            cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
-            record.cgroup_paths = dict(cgroup.paths)
-            self._created[container_id] = cgroup
-            self.store.save(record)
+
+            def make_cgroup() -> None:
+                assert cgroup is not None
+                cgroup.create()
+                cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
+                record.cgroup_paths = dict(cgroup.paths)
+                self._created[container_id] = cgroup
+                self.store.save(record)
+
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
                               rootfs=rootfs_path, fifo_fd=fifo_fd, no_pivot=no_pivot,
                               cgroup_mounts=cgroup.mount_sources(),
@@ -159,13 +163,15 @@ class Runtime:
                               state=self._hook_state(record, CREATING))
             _namespaces_into(ctx, spec)
             # The first write to a cgroup v1 cgroup.procs waits for an RCU grace period
-            # (10-15 ms here): made while stage 2 builds the rootfs, it costs nothing.
-            # Not with a user or cgroup namespace (their set-up needs the placement first)
-            # nor with hooks (their messages would cross "placed").
+            # (10-15 ms here): made while stage 2 builds the rootfs, it costs nothing; so
+            # do the cgroup's mkdirs and limits. Not with a user or cgroup namespace (their
+            # set-up needs the placement first) nor with hooks (their messages would cross
+            # "created" and "placed").
             ctx.placed_late = not (ctx.userns or spec.hooks
                                    or ctx.new_namespaces & k.CLONE_NEWCGROUP)
             started = self._spawn(ctx, cgroup, console_socket, preserve_fds,
-                                  lambda pid: self._before_pivot(record, spec, pid))
+                                  lambda pid: self._before_pivot(record, spec, pid),
+                                  make_cgroup)
             os.close(fifo_fd)
             record.pid = started.pid
             record.pid_start = pid_start_time(started.pid)
@@ -199,8 +205,17 @@ class Runtime:
         return state
 
     def _spawn(self, ctx: InitContext, cgroup: Cgroup, console_socket: str | None,
-               preserve_fds: int, on_hooks: Callable[[int], None]) -> Started:
-        """Fork stage 1, answer its requests, and return stage 2's pid once it is ready."""
+               preserve_fds: int, on_hooks: Callable[[int], None],
+               make_cgroup: Callable[[], None] | None = None) -> Started:
+        """Fork stage 1, answer its requests, and return stage 2's pid once it is ready.
+
+        ``make_cgroup`` creates the container's cgroup (not for exec): before the fork when
+        stage 1 is placed at once, else while the stages set up, saying "created" once done
+        (stage 2 waits for it before it mounts the cgroup's directories).
+        """
+        if make_cgroup is not None and not ctx.placed_late:
+            make_cgroup()
+        ctx.cgroup_pending = make_cgroup is not None and ctx.placed_late
         process.close_inherited_fds(2 + preserve_fds)
         console: unixsock.Socket | None = None
         if ctx.process.terminal and console_socket:
@@ -221,12 +236,17 @@ class Runtime:
         if console is not None:
             console.close()
         pid = 0
+        let_go = False
         try:
             if not ctx.is_exec and not ctx.placed_late:
                 cgroup.apply(stage1)
             parent.send("go")
+            let_go = True
             if not ctx.is_exec and not ctx.placed_late:
                 warmup.release()  # (its job done: see warmup.py)
+            if make_cgroup is not None and ctx.cgroup_pending:
+                make_cgroup()
+                parent.send("created")
             if ctx.userns:
                 parent.expect("userns")
                 _write_id_maps(stage1, ctx.spec)
@@ -254,9 +274,12 @@ class Runtime:
         except ChannelClosed:
             raise SetupError("the container's init exited during set-up") from None
         except BaseException:
-            if pid:
-                _kill_and_reap(pid)
+            if not pid and let_go and ctx.cgroup_pending:
+                pid = _reported_pid(parent)  # stage 1 was let go: it forks stage 2 anyway
+            parent.close()  # a stage still waiting for us gives up
             _reap(stage1)
+            if pid:
+                _kill_and_reap(pid)  # ours once stage 1 is gone (we are its subreaper)
             raise
         finally:
             parent.close()
@@ -439,6 +462,14 @@ def _raise_reported(parent: Channel) -> None:
     because stage 2 is gone is not the error to tell (an exec that was not found is)."""
     if select.select([parent], [], [], 0)[0]:
         parent.expect("ready")
+
+
+def _reported_pid(parent: Channel) -> int:
+    """Stage 2's pid as stage 1 reports it, or 0 when stage 1 failed or died instead."""
+    try:
+        return int(parent.expect("pid")[0]["pid"])
+    except (ChannelClosed, SetupError, OSError):
+        return 0
 
 
 def _namespaces_into(ctx: InitContext, spec: Spec) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import os
 import select
 import struct
@@ -62,6 +63,7 @@ def hold() -> None:
 
 def wait(pid: int, pty_master: int = -1) -> int:
     """Wait for ``pid`` while forwarding signals; return its exit code (128+n if killed)."""
+    gc.enable()  # off for the start (scripts/sampan-runtime); this may last
     pidfd = k.pidfd_open(pid)
     rsig, wsig = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(wsig)

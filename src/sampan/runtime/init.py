@@ -19,7 +19,7 @@ from ..kernel import syscalls as k
 from ..oci.record import field, record
 from ..oci.spec import Process, Spec
 from . import hooks, process, rootfs
-from .channel import Channel
+from .channel import Channel, ChannelClosed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class InitContext:
     state: dict[str, object] = field(default_factory=dict)  # for createContainer hooks
     is_exec: bool = False
     placed_late: bool = False  # the runtime places stage 2 in the cgroup while it sets up
+    cgroup_pending: bool = False  # ... and creates the cgroup then: wait for "created"
 
 
 def run_stage1(ctx: InitContext) -> NoReturn:
@@ -134,6 +135,8 @@ def _setns(fd: int, path: str, nstype: int) -> None:
 
 
 def _fail(channel: Channel, exc: BaseException) -> NoReturn:
+    if isinstance(exc, ChannelClosed):  # the runtime gave up and reports its own error
+        os._exit(1)
     if isinstance(exc, process.ExecNotFound | OSError | ValueError | hooks.HookError):
         message = str(exc)
     else:
@@ -217,6 +220,7 @@ def _become_container(ctx: InitContext) -> NoReturn:
     assert proc.args
     path = process.lookpath(proc.args[0], env)
     if ctx.placed_late:
+        _await_cgroup(ctx)
         ctx.channel.expect("placed")
     ctx.channel.send("ready")
     ctx.channel.close()
@@ -238,6 +242,13 @@ def _become_container(ctx: InitContext) -> NoReturn:
         os._exit(126)
 
 
+def _await_cgroup(ctx: InitContext) -> None:
+    """The container's cgroup directories exist once the runtime says "created"."""
+    if ctx.cgroup_pending:
+        ctx.channel.expect("created")
+        ctx.cgroup_pending = False
+
+
 def _prepare_rootfs(ctx: InitContext) -> None:
     spec = ctx.spec
     linux = spec.linux
@@ -250,6 +261,8 @@ def _prepare_rootfs(ctx: InitContext) -> None:
     rootfs.make_parent_mount_private(root)
     k.mount(root, root, None, k.MS_BIND | k.MS_REC)
     for mount in spec.mounts or []:
+        if mount.type == "cgroup":
+            _await_cgroup(ctx)
         try:
             rootfs.mount_entry(root, mount, ctx.cgroup_mounts)
         except OSError as exc:

@@ -23,7 +23,7 @@ def serve(fd: int) -> None:
     """The helper's loop (in its own process)."""
     import gc
 
-    from ..cgroups import devices  # noqa: F401 - imported once here, not per container
+    from ..cgroups import devices, v1, v2  # noqa: F401 - imported once here, not per container
     from ..kernel import caps, seccomp_bpf  # noqa: F401
     from ..kernel import syscalls as k
     from ..oci.decode import prepare
