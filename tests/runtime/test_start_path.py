@@ -10,9 +10,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-# ctypes: the kernel calls go through the C extension install.sh builds (kernel/_syscall.c)
+# ctypes: the kernel calls go through the C extension install.sh builds (kernel/_syscall.c);
+# resource, termios and tty: shared libraries (limits are set with prlimit; the terminal's
+# modules are loaded for containers with one)
 HEAVY = ("argparse", "collections", "contextlib", "dataclasses", "enum", "inspect", "json",
-         "re", "socket", "subprocess", "typing", "shutil", "datetime", "signal", "ctypes")
+         "re", "socket", "subprocess", "typing", "shutil", "datetime", "signal", "ctypes",
+         "resource", "termios", "tty")
 
 PROBE = f"""
 import sys

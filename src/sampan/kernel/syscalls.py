@@ -92,7 +92,7 @@ _NUMBERS = {
     "unshare": (272, 97), "setns": (308, 268), "sethostname": (170, 161),
     "setdomainname": (171, 162), "prctl": (157, 167), "personality": (135, 92),
     "capget": (125, 90), "capset": (126, 91), "fstatfs": (138, 44), "seccomp": (317, 277),
-    "bpf": (321, 280),
+    "bpf": (321, 280), "prlimit64": (302, 261),
 }
 _ARCH = {"x86_64": 0, "aarch64": 1}.get(os.uname().machine, -1)
 
@@ -106,6 +106,7 @@ SYS_UNSHARE, SYS_SETNS, SYS_PRCTL = _nr("unshare"), _nr("setns"), _nr("prctl")
 SYS_SETHOSTNAME, SYS_SETDOMAINNAME = _nr("sethostname"), _nr("setdomainname")
 SYS_PERSONALITY, SYS_CAPGET, SYS_CAPSET = _nr("personality"), _nr("capget"), _nr("capset")
 SYS_FSTATFS, SYS_SECCOMP, SYS_BPF = _nr("fstatfs"), _nr("seccomp"), _nr("bpf")
+SYS_PRLIMIT64 = _nr("prlimit64")
 # The same on every architecture (the numbers added since 5.x are common).
 SYS_PIDFD_SEND_SIGNAL = 424
 SYS_OPEN_TREE = 428
@@ -225,3 +226,24 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
                           effective >> high & low, permitted >> high & low,
                           inheritable >> high & low)
     _check(syscall(SYS_CAPSET, _cap_header(0), data), "capset")
+
+
+# Resource limits (asm-generic/resource.h) by the names the OCI spec gives them; the
+# resource module would be one more shared library to load on each start.
+RLIMITS = {name: number for number, name in enumerate((
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
+RLIM_INFINITY = 2**64 - 1
+_RLIMIT = struct.Struct("=QQ")
+
+
+def prlimit(resource: int, new: tuple[int, int] | None = None) -> tuple[int, int]:
+    """This process's (soft, hard) limit of ``resource``, as it was before ``new`` (if
+    given) was set. Limits are unsigned (RLIM_INFINITY is 2**64-1); a negative one given
+    is taken as its bits, so -1 is infinity, as in the resource module."""
+    limits = None if new is None else _RLIMIT.pack(*(v & RLIM_INFINITY for v in new))
+    old = bytearray(_RLIMIT.size)
+    _check(syscall(SYS_PRLIMIT64, 0, resource, limits, old), f"prlimit({resource})")
+    soft, hard = _RLIMIT.unpack(old)
+    return soft, hard

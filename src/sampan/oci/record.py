@@ -141,8 +141,23 @@ def fields(obj: Any) -> tuple[Field, ...]:
     own: tuple[Field, ...] = getattr(cls, "__record_fields__")  # noqa: B009
     for f in own:
         if isinstance(f.type, str):
-            f.type = eval(f.type, dict(sys.modules[f.module].__dict__))
+            f.type = _resolve(f.type, f.module)
     return own
+
+
+_resolved: dict[tuple[str, str], Any] = {}
+
+
+def _resolve(annotation: str, module: str) -> Any:
+    """An annotation's type, evaluated once per module (many fields share one): a
+    container's start decodes its spec, whose records have some 200 fields."""
+    key = (annotation, module)
+    try:
+        return _resolved[key]
+    except KeyError:
+        # the module's own namespace, not a copy: an annotation assigns nothing
+        value = _resolved[key] = eval(annotation, sys.modules[module].__dict__)
+        return value
 
 
 def replace(obj: T, **changes: Any) -> T:

@@ -217,6 +217,10 @@ class Runtime:
             make_cgroup()
         ctx.cgroup_pending = make_cgroup is not None and ctx.placed_late
         process.close_inherited_fds(2 + preserve_fds)
+        if ctx.process.terminal:
+            # loaded only for a terminal, and here: stage 2 uses it after pivot_root, where
+            # the host's shared libraries are out of reach
+            import termios  # noqa: F401
         console: unixsock.Socket | None = None
         if ctx.process.terminal and console_socket:
             try:

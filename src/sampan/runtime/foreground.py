@@ -14,8 +14,6 @@ import os
 import select
 import struct
 import sys
-import termios
-import tty
 
 from ..kernel import signals as signal
 from ..kernel import syscalls as k
@@ -35,6 +33,8 @@ def exit_status(status: int) -> int:
 
 
 def _copy_winsize(src: int, dst: int) -> None:
+    import termios
+
     try:
         size = fcntl.ioctl(src, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
         fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
@@ -46,6 +46,9 @@ def _raw_terminal(fd: int) -> list[Any] | None:
     """Put our terminal in raw mode; what to restore, or None if it is no terminal."""
     if fd < 0 or not os.isatty(fd):
         return None
+    import termios  # (only with a terminal: shared libraries to load)
+    import tty
+
     saved = termios.tcgetattr(fd)
     tty.setraw(fd)
     return saved
@@ -83,6 +86,8 @@ def wait(pid: int, pty_master: int = -1) -> int:
             _loop(pid, pidfd, rsig, pty_master, stdin)
         finally:
             if saved is not None:
+                import termios
+
                 termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         _, status = os.waitpid(pid, 0)
         _reap_orphans()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-import termios
 
 from ..kernel import caps, unixsock
 from ..kernel import syscalls as k
@@ -294,6 +293,8 @@ def _prepare_rootfs(ctx: InitContext) -> None:
 
 def _open_console(ctx: InitContext) -> int:
     """Create the pty inside the container and hand its master to the console socket."""
+    import termios  # (only for a terminal: a shared library to load)
+
     master, slave = os.openpty()
     size = ctx.process.console_size
     if size is not None:

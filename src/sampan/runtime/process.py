@@ -11,9 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import resource
 import stat
-import termios
 
 from ..kernel import syscalls as k
 from ..oci.spec import ConfigError, Process, Rlimit
@@ -30,8 +28,8 @@ class ExecNotFound(Exception):
 
 
 def rlimit_number(name: str, field: str) -> int:
-    value = getattr(resource, name, None)
-    if not isinstance(value, int):
+    value = k.RLIMITS.get(name)
+    if value is None:
         raise ConfigError(f"{field}: unknown rlimit {name!r}")
     return value
 
@@ -50,8 +48,8 @@ def check_rlimits(rlimits: list[Rlimit] | None, field: str = "process.rlimits") 
         number = rlimit_number(rl.type, f"{field}[{i}].type")
         if privileged:
             continue
-        _soft, hard = resource.getrlimit(number)
-        if hard != resource.RLIM_INFINITY and (rl.hard > hard or rl.hard < 0):
+        _soft, hard = k.prlimit(number)
+        if hard != k.RLIM_INFINITY and not 0 <= rl.hard <= hard:
             raise ConfigError(
                 f"{field}[{i}]: {rl.type} hard limit {rl.hard} is above the current hard "
                 f"limit {hard}, and raising it needs CAP_SYS_RESOURCE, which the runtime lacks")
@@ -59,7 +57,7 @@ def check_rlimits(rlimits: list[Rlimit] | None, field: str = "process.rlimits") 
 
 def apply_rlimits(rlimits: list[Rlimit] | None) -> None:
     for rl in rlimits or []:
-        resource.setrlimit(rlimit_number(rl.type, "process.rlimits"), (rl.soft, rl.hard))
+        k.prlimit(rlimit_number(rl.type, "process.rlimits"), (rl.soft, rl.hard))
 
 
 def set_oom_score_adj(value: int | None) -> None:
@@ -152,6 +150,8 @@ def close_inherited_fds(keep_upto: int) -> None:
 
 
 def make_controlling_tty(slave: int) -> None:
+    import termios  # (only for a terminal: a shared library to load)
+
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):

@@ -22,6 +22,7 @@ _MAX_REQUEST = 1 << 16
 def serve(fd: int) -> None:
     """The helper's loop (in its own process)."""
     import gc
+    import termios  # noqa: F401 - for containers with a terminal (runtime/container.py)
 
     from ..cgroups import devices, v1, v2  # noqa: F401 - imported once here, not per container
     from ..kernel import caps, seccomp_bpf  # noqa: F401
