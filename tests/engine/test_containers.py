@@ -4,10 +4,12 @@ errors clients rely on (404, 409, 400) leaving the state as it was."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 
-from .conftest import Daemon, lasting_zombies
+from .conftest import Daemon, lasting_zombies, monitor_of, unique, until
 
 
 def _name() -> str:
@@ -201,3 +203,23 @@ def test_inspect_shape(daemon: Daemon) -> None:
         assert data["HostConfig"]["NetworkMode"] in ("default", "bridge")
     finally:
         daemon.ok("rm", name)
+
+
+def test_a_killed_monitor_leaves_no_zombie(daemon: Daemon) -> None:
+    """SIGKILL to a running container's monitor: the container is reported exited (255,
+    with the reason), its processes go, and its init, which sampand adopts as the monitors'
+    subreaper, is reaped (engine/orphans.py) instead of staying a zombie."""
+    name = unique("orphan")
+    daemon.ok("run", "-d", "--name", name, "busybox", "sleep", "300")
+    try:
+        init = int(daemon.ok("inspect", "--format", "{{.State.Pid}}", name))
+        os.kill(monitor_of(daemon, name), signal.SIGKILL)  # a descendant of our daemon
+        until(lambda: daemon.ok("inspect", "--format", "{{.State.Status}}", name).strip()
+              == "exited")
+        state = json.loads(daemon.ok("inspect", "--format", "{{json .State}}", name))
+        assert state["ExitCode"] == 255 and "monitor" in state["Error"], state
+        until(lambda: not os.path.exists(f"/proc/{init}"))
+        assert daemon.proc is not None
+        assert lasting_zombies(daemon.proc.pid) == []
+    finally:
+        daemon.ok("rm", "-f", name)

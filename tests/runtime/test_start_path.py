@@ -15,7 +15,9 @@ import sys
 # modules are loaded for containers with one)
 HEAVY = ("argparse", "collections", "contextlib", "dataclasses", "enum", "inspect", "json",
          "re", "socket", "subprocess", "typing", "shutil", "datetime", "signal", "ctypes",
-         "resource", "termios", "tty")
+         "resource", "termios", "tty",
+         # loaded by the runtime after stage 1 is forked (tests/runtime/test_cgroup_late.py)
+         "sampan.cgroups")
 
 PROBE = f"""
 import sys

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from contextlib import suppress
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
 from ..engine.daemonconfig import (
@@ -31,6 +31,9 @@ from ..engine.daemonconfig import (
     pool_flag,
     ulimit_flag,
 )
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 SHUTDOWN_TIMEOUT = 5.0  # for requests in flight (waits, follows, attaches) at shutdown
 log = logging.getLogger("sampand")
@@ -156,7 +159,7 @@ def lock(exec_root: str) -> int:
     return fd
 
 
-def _collect_garbage(engine: Any) -> None:
+def _collect_garbage(engine: Engine) -> None:
     """What a crash left in the image store (unpack snapshots, blobs and layers nothing
     holds, temporary files), removed before the first request can start a pull."""
     try:

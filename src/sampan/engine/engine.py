@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..images import ImageStore
 from ..network.bridge import DEFAULT_BRIDGE
 from ..network.ipam import DEFAULT_POOLS, Pool
 from ..trash import Trash
-from . import monitor
+from . import monitor, orphans
 from .containers import Containers, set_subreaper
 from .daemonconfig import (
     DEFAULT_DATA_ROOT,
@@ -104,6 +105,7 @@ class Engine:
         self.networking.lookup = self.containers.find
         self.networking.on_event = self._network_event
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unwatch_orphans: Callable[[], None] | None = None
         self.containers.runtimes = self.runtimes
         self.containers.defaults = options.container_defaults
         if options.userns_remap:
@@ -176,6 +178,7 @@ class Engine:
     async def start(self) -> None:
         set_subreaper()
         self._loop = asyncio.get_running_loop()
+        self._unwatch_orphans = orphans.watch(self._loop)
         await self.networking.run(self.networking.start)
         await self.containers.restore()
         self._drop_stale_pins()
@@ -194,6 +197,9 @@ class Engine:
                 self.images.unpin(row["image_id"], row["holder"])
 
     def close(self) -> None:
+        if self._unwatch_orphans is not None:
+            self._unwatch_orphans()
+            self._unwatch_orphans = None
         if self.monitors.zygote is not None:
             self.monitors.zygote.close()
         self.health.close()

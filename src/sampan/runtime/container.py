@@ -14,7 +14,6 @@ import os
 import select
 import time
 
-from ..cgroups import Cgroup, CgroupError, open_cgroup
 from ..kernel import caps, unixsock
 from ..kernel import signals as signal
 from ..kernel import syscalls as k
@@ -51,6 +50,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..cgroups import Cgroup
     from ..kernel.seccomp_bpf import BpfFilter
 
 # Seccomp programs built before, by profile hash ('@' is never in a container ID).
@@ -100,6 +100,8 @@ class Runtime:
         created = self._created.get(record.id)
         if created is not None and created.paths == record.cgroup_paths:
             return created
+        from ..cgroups import CgroupError, open_cgroup
+
         try:
             return open_cgroup(record.cgroups_path, record.id,
                                paths=record.cgroup_paths or None)
@@ -137,7 +139,7 @@ class Runtime:
             owner="root" if os.geteuid() == 0 else str(os.geteuid()),
             annotations=spec.annotations or {},
             cgroups_path=spec.linux.cgroups_path if spec.linux else None)
-        cgroup: Cgroup | None = None
+        made: list[Cgroup] = []
         started: Started | None = None
         try:
             with open(os.path.join(state_dir, "config.json"), "w") as f:
@@ -145,31 +147,33 @@ class Runtime:
             fifo = os.path.join(state_dir, "exec.fifo")
             _make_exec_fifo(fifo, spec)
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-            cgroup = open_cgroup(record.cgroups_path, container_id)
             resources = (spec.linux.resources if spec.linux else None) or Resources()
 
-            def make_cgroup() -> None:
-                assert cgroup is not None
+            def make_cgroup() -> Cgroup:
+                from ..cgroups import open_cgroup
+
+                cgroup = open_cgroup(record.cgroups_path, container_id)
+                made.append(cgroup)
                 cgroup.create()
                 cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
                 record.cgroup_paths = dict(cgroup.paths)
                 self._created[container_id] = cgroup
                 self.store.save(record)
+                return cgroup
 
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
                               rootfs=rootfs_path, fifo_fd=fifo_fd, no_pivot=no_pivot,
-                              cgroup_mounts=cgroup.mount_sources(),
                               seccomp_filter=filt, capabilities=capset,
                               state=self._hook_state(record, CREATING))
             _namespaces_into(ctx, spec)
             # The first write to a cgroup v1 cgroup.procs waits for an RCU grace period
             # (10-15 ms here): made while stage 2 builds the rootfs, it costs nothing; so
-            # do the cgroup's mkdirs and limits. Not with a user or cgroup namespace (their
-            # set-up needs the placement first) nor with hooks (their messages would cross
-            # "created" and "placed").
+            # do the cgroup's mkdirs and limits, and even loading the cgroups package.
+            # Not with a user or cgroup namespace (their set-up needs the placement first)
+            # nor with hooks (their messages would cross "created" and "placed").
             ctx.placed_late = not (ctx.userns or spec.hooks
                                    or ctx.new_namespaces & k.CLONE_NEWCGROUP)
-            started = self._spawn(ctx, cgroup, console_socket, preserve_fds,
+            started = self._spawn(ctx, None, console_socket, preserve_fds,
                                   lambda pid: self._before_pivot(record, spec, pid),
                                   make_cgroup)
             os.close(fifo_fd)
@@ -182,7 +186,7 @@ class Runtime:
         except BaseException:
             if started is not None:
                 _kill_and_reap(started.pid)
-            if cgroup is not None:
+            for cgroup in made:
                 cgroup.destroy()
             self._created.pop(container_id, None)
             self.store.remove(container_id)
@@ -204,17 +208,19 @@ class Runtime:
             state["pid"] = pid
         return state
 
-    def _spawn(self, ctx: InitContext, cgroup: Cgroup, console_socket: str | None,
+    def _spawn(self, ctx: InitContext, cgroup: Cgroup | None, console_socket: str | None,
                preserve_fds: int, on_hooks: Callable[[int], None],
-               make_cgroup: Callable[[], None] | None = None) -> Started:
+               make_cgroup: Callable[[], Cgroup] | None = None) -> Started:
         """Fork stage 1, answer its requests, and return stage 2's pid once it is ready.
 
-        ``make_cgroup`` creates the container's cgroup (not for exec): before the fork when
-        stage 1 is placed at once, else while the stages set up, saying "created" once done
-        (stage 2 waits for it before it mounts the cgroup's directories).
+        The container's ``cgroup`` exists (exec), or ``make_cgroup`` creates it: before the
+        fork when stage 1 is placed at once, else while the stages set up, sending
+        "created" with its directories once done (stage 2 waits for it before it mounts
+        them at /sys/fs/cgroup).
         """
         if make_cgroup is not None and not ctx.placed_late:
-            make_cgroup()
+            cgroup = make_cgroup()
+            ctx.cgroup_mounts = cgroup.mount_sources()
         ctx.cgroup_pending = make_cgroup is not None and ctx.placed_late
         process.close_inherited_fds(2 + preserve_fds)
         if ctx.process.terminal:
@@ -243,14 +249,15 @@ class Runtime:
         let_go = False
         try:
             if not ctx.is_exec and not ctx.placed_late:
+                assert cgroup is not None
                 cgroup.apply(stage1)
             parent.send("go")
             let_go = True
             if not ctx.is_exec and not ctx.placed_late:
                 warmup.release()  # (its job done: see warmup.py)
             if make_cgroup is not None and ctx.cgroup_pending:
-                make_cgroup()
-                parent.send("created")
+                cgroup = make_cgroup()
+                parent.send("created", mounts=cgroup.mount_sources())
             if ctx.userns:
                 parent.expect("userns")
                 _write_id_maps(stage1, ctx.spec)
@@ -258,6 +265,9 @@ class Runtime:
             pid = parent.expect("pid")[0]["pid"]
             os.waitpid(stage1, 0)
             if ctx.is_exec or ctx.placed_late:
+                from ..cgroups import CgroupError
+
+                assert cgroup is not None
                 try:
                     cgroup.apply(pid)
                     parent.send("placed")

@@ -242,9 +242,11 @@ def _become_container(ctx: InitContext) -> NoReturn:
 
 
 def _await_cgroup(ctx: InitContext) -> None:
-    """The container's cgroup directories exist once the runtime says "created"."""
+    """The container's cgroup directories exist once the runtime says "created" (with
+    them, for the cgroup mount)."""
     if ctx.cgroup_pending:
-        ctx.channel.expect("created")
+        message = ctx.channel.expect("created")[0]
+        ctx.cgroup_mounts = [(name, directory) for name, directory in message["mounts"]]
         ctx.cgroup_pending = False
 
 
