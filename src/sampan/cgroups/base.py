@@ -282,6 +282,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_tree(top: str, deadline: float) -> str | None:
+    try:  # the usual case, no sub-cgroup and no process: one rmdir, no walk of the files
+        os.rmdir(top)
+        return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            return f"{top}: {describe(exc)}"
     delay = 0.005
     while True:
         busy = None
