@@ -178,7 +178,8 @@ class Engine:
     async def start(self) -> None:
         set_subreaper()
         self._loop = asyncio.get_running_loop()
-        self._unwatch_orphans = orphans.watch(self._loop)
+        self._unwatch_orphans = orphans.watch(self._loop, lambda: {
+            c.monitor.pid for c in self.containers.all() if c.monitor.pid})
         await self.networking.run(self.networking.start)
         await self.containers.restore()
         self._drop_stale_pins()

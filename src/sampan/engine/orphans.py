@@ -36,10 +36,13 @@ def _children() -> list[int]:
     return pids
 
 
-def adopted_zombies() -> list[int]:
-    """Children that are zombies and belong to a nested pid namespace."""
+def adopted_zombies(known: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """Children that are zombies and belong to a nested pid namespace; ``known`` pids (the
+    monitors: hundreds with as many containers) are not looked at."""
     found = []
     for pid in _children():
+        if pid in known:
+            continue
         try:
             with open(f"/proc/{pid}/status") as f:
                 fields = dict(line.split(":", 1) for line in f if ":" in line)
@@ -51,11 +54,11 @@ def adopted_zombies() -> list[int]:
     return found
 
 
-def reap_adopted() -> list[int]:
+def reap_adopted(known: set[int] | frozenset[int] = frozenset()) -> list[int]:
     """Reap what ``adopted_zombies`` finds; the pids reaped. Nothing else waits for them
     (none is a pid we started), so no one else's exit status is taken."""
     reaped = []
-    for pid in adopted_zombies():
+    for pid in adopted_zombies(known):
         try:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 reaped.append(pid)
@@ -67,11 +70,16 @@ def reap_adopted() -> list[int]:
     return reaped
 
 
-def watch(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-    """Reap adopted zombies on every SIGCHLD (and once now); returns the function that
-    stops it."""
-    loop.add_signal_handler(signal.SIGCHLD, reap_adopted)
-    reap_adopted()
+def watch(loop: asyncio.AbstractEventLoop,
+          known: Callable[[], set[int]] = set) -> Callable[[], None]:
+    """Reap adopted zombies on every SIGCHLD (and once now), skipping the ``known()``
+    children; returns the function that stops it."""
+
+    def reap() -> None:
+        reap_adopted(known())
+
+    loop.add_signal_handler(signal.SIGCHLD, reap)
+    reap()
 
     def stop() -> None:
         loop.remove_signal_handler(signal.SIGCHLD)
