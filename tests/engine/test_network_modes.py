@@ -7,7 +7,9 @@ Traffic goes only to loopback and to the containers these tests make.
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import re
 import socket
 import subprocess
@@ -18,7 +20,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.engine.conftest import FIXTURES, Daemon
+from sampan.network.bridge import veth_name
+from tests.engine.conftest import FIXTURES, Daemon, unique
 
 PAGE = "sampan-httpd-fixture-ok"
 
@@ -168,6 +171,40 @@ def test_publish_on_loopback_and_random_port(net_daemon: Daemon) -> None:
     with pytest.raises(httpx.HTTPError):
         httpx.get("http://127.0.0.1:18080/", timeout=1)
     assert "ctr:" not in firewall_rules(d)
+
+
+def test_a_start_failing_in_the_network_leaves_nothing(net_daemon: Daemon) -> None:
+    """A start whose network fails (a host port in use) fails as docker's does, and
+    leaves nothing of the run: no runtime container, namespace, veth, cgroup or rule;
+    once the port is free the same container starts."""
+    d = net_daemon
+    name = unique("taken")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        failed = d.docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80",
+                          "busybox", "sleep", "300")
+        assert failed.returncode == 125, failed.stderr
+        assert "port is already allocated" in failed.stderr
+    try:
+        info = inspect(d, name)
+        cid = info["Id"]
+        assert info["State"]["Status"] == "created" and not info["State"]["Pid"]
+        runtime = subprocess.run([os.path.join(os.path.dirname(sys.executable), "sampan-runtime"),
+                                  "--root", os.path.join(d.exec_root, "runtime"), "list",
+                                  "-q"], capture_output=True, text=True, check=True).stdout
+        assert cid not in runtime.split()
+        assert not os.path.exists(os.path.join(d.exec_root, "netns", cid))
+        links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+        assert veth_name(cid) not in links
+        assert not glob.glob(f"/sys/fs/cgroup/*/{d.cgroup_parent.strip('/')}/*{cid}*")
+        assert "ctr:" not in firewall_rules(d)
+        d.ok("start", name)
+        assert inspect(d, name)["State"]["Running"]
+        assert f"80/tcp -> 127.0.0.1:{port}" in d.ok("port", name)
+    finally:
+        d.ok("rm", "-f", name)
 
 
 UDP_ECHO = ("import socket\n"

@@ -37,6 +37,29 @@ def test_attach_configures_inside(make_bridge: MakeBridge, make_netns: Callable[
     bridge.detach("svta")  # repeatable
 
 
+def test_attach_dual_stack_mtu_and_hairpin(
+    make_bridge: MakeBridge, make_netns: Callable[[], Netns]
+) -> None:
+    """Every setting of the veth's messages (rtnl.py) as the kernel reports it: the MTU on
+    both ends, the host end a hairpin port of the bridge, the IPv6 address usable at once
+    (no duplicate detection) with its default route."""
+    br = make_bridge("d", "10.231.7.0/24", "fd00:231:7::/64")
+    ns = make_netns()
+    bridge.attach(br.name, ns.path, "svtd", br.address(2), br.gateway.ip, mtu=1400,
+                  address6=br.address6(2), gateway6=br.address6(1).ip)
+    with open("/sys/class/net/svtd/brport/hairpin_mode") as f:
+        assert f.read().strip() == "1"
+    with open("/sys/class/net/svtd/mtu") as f:
+        assert f.read().strip() == "1400"
+    assert os.path.basename(os.readlink("/sys/class/net/svtd/master")) == br.name
+    assert "mtu 1400" in ns.run("ip", "-o", "link", "show", "eth0").stdout
+    addr6 = ns.run("ip", "-6", "-o", "addr", "show", "eth0").stdout.splitlines()
+    mine = [line for line in addr6 if "inet6 fd00:231:7::2/64" in line]
+    assert mine and "nodad" in mine[0] and "tentative" not in mine[0], addr6
+    assert "default via fd00:231:7::1 dev eth0" in ns.run("ip", "-6", "route").stdout
+    assert ns.run(BUSYBOX, "ping", "-6", "-c", "1", "-W", "1", "fd00:231:7::1").returncode == 0
+
+
 def test_attach_by_fd_and_second_interface(
     make_bridge: MakeBridge, make_netns: Callable[[], Netns]
 ) -> None:

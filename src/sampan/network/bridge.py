@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
-from sampan.network import netlink, sysctl
+from sampan.network import netlink, rtnl, sysctl
 from sampan.network.errors import Conflict, InvalidRequest, NetworkError, NotFound
 from sampan.network.netlink import error_code, index
 
 IFNAMSIZ = 15
-IFA_F_NODAD = 0x02  # an IPv6 address usable at once: no duplicate detection on our bridges
 DEFAULT_BRIDGE = "sampan0"
 USER_BRIDGE_PREFIX = "sbr-"
 VETH_PREFIX = "sv"
@@ -77,7 +76,8 @@ def _ipv4_only(name: str) -> None:
 
 def _add_address(ipr: Any, ifindex: int, address: IPv4Interface | IPv6Interface) -> None:
     """Put ``address`` on the interface; already there is no error."""
-    extra = {"flags": IFA_F_NODAD} if address.version == 6 else {}
+    # an IPv6 address usable at once: no duplicate detection on our bridges
+    extra = {"flags": rtnl.IFA_F_NODAD} if address.version == 6 else {}
     try:
         ipr.addr("add", index=ifindex, address=str(address.ip),
                  prefixlen=address.network.prefixlen, **extra)
@@ -152,66 +152,59 @@ def attach(
 
     Inside: ``ifname`` with ``address``, loopback up, and a default route through
     ``gateway`` (none for an internal network, or for a second network's interface).
-    On failure the veth is deleted, so nothing is left half made.
+    The host end is a hairpin port: with br_netfilter loaded, a container reaching its
+    own published port through a host address is DNAT'd back to itself inside the
+    bridge, and the frame must leave through the port it arrived on (dockerd sets the
+    same without its userland proxy). On failure the veth is deleted, so nothing is
+    left half made. The messages are rtnl's (a container start's hot path).
     """
     _check_name(host_ifname)
     _check_name(ifname)
     mac = mac_for(address.ip)
-    with netlink.netns_fd(netns) as fd, netlink.ipr() as ipr:
+    with netlink.netns_fd(netns) as fd:
         master = index(bridge)
         if master is None:
             raise NotFound(f"bridge {bridge} does not exist")
-        try:
-            ipr.link(
-                "add", ifname=host_ifname, kind="veth", master=master, mtu=mtu, state="up",
-                peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu},
-            )
-        except Exception as exc:
-            if error_code(exc) == errno.EEXIST:
-                raise Conflict(f"interface {host_ifname} or {ifname} already exists") from None
-            raise NetworkError(f"creating veth {host_ifname}: {exc}") from exc
-        try:
-            _set_hairpin(ipr, host_ifname)
-            _configure_inside(fd, ifname, address, gateway, address6, gateway6)
-        except BaseException as exc:
-            ipr.link("del", index=index(host_ifname))
-            if isinstance(exc, Exception):
-                raise NetworkError(f"configuring {ifname} in the container: {exc}") from exc
-            raise
+        with rtnl.Socket() as host:
+            try:
+                host.request([rtnl.new_veth(host_ifname, master, mtu, ifname, fd, mac)])
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    taken = f"interface {host_ifname} or {ifname} already exists"
+                    raise Conflict(taken) from None
+                raise NetworkError(str(exc)) from exc
+            try:
+                host.request([rtnl.hairpin(host_ifname)])
+                _configure_inside(fd, ifname, address, gateway, address6, gateway6)
+            except BaseException as exc:
+                with suppress(OSError):
+                    host.request([rtnl.delete_link(host_ifname)])
+                if isinstance(exc, OSError):
+                    failed = f"configuring {ifname} in the container: {exc}"
+                    raise NetworkError(failed) from exc
+                raise
     return Endpoint(bridge, host_ifname, ifname, address, gateway, mac, address6, gateway6)
-
-
-def _set_hairpin(ipr: Any, host_ifname: str) -> None:
-    """Let the bridge send a frame back out of the port it came in on.
-
-    With br_netfilter loaded, a container reaching its own published port through a
-    host address is DNAT'd back to itself inside the bridge, and the frame must leave
-    through the port it arrived on. dockerd sets the same without its userland proxy.
-    Through netlink, not sysfs: a sampand in a network namespace of its own sees the
-    host's interfaces in /sys.
-    """
-    ipr.brport("set", index=index(host_ifname), mode=1)
 
 
 def _configure_inside(
     netns_fd: int, ifname: str, address: IPv4Interface, gateway: IPv4Address | None,
     address6: IPv6Interface | None, gateway6: IPv6Address | None,
 ) -> None:
+    """Addresses, loopback up and default routes: one batch on a socket made inside."""
     with netlink.in_netns(netns_fd):
-        ifindex, lo = index(ifname), index("lo")
-        sock = netlink.ipr()
+        ifindex = index(ifname)
+        sock = rtnl.Socket()
     assert ifindex is not None, f"{ifname} was just created"
-    with sock as ipr:
-        _add_address(ipr, ifindex, address)
-        ipr.link("set", index=ifindex, state="up")
-        if lo is not None:
-            ipr.link("set", index=lo, state="up")
-        if gateway is not None:
-            ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=ifindex)
-        if address6 is not None:
-            _add_address(ipr, ifindex, address6)
-        if gateway6 is not None:
-            ipr.route("add", dst="::/0", gateway=str(gateway6), oif=ifindex)
+    messages = [rtnl.add_address(ifindex, address), rtnl.link_up(ifindex),
+                rtnl.link_up(rtnl.LOOPBACK_INDEX)]
+    if gateway is not None:
+        messages.append(rtnl.add_default_route(ifindex, gateway))
+    if address6 is not None:
+        messages.append(rtnl.add_address(ifindex, address6))
+    if gateway6 is not None:
+        messages.append(rtnl.add_default_route(ifindex, gateway6))
+    with sock:
+        sock.request(messages)
 
 
 def links(prefix: str) -> list[str]:
