@@ -229,3 +229,17 @@ class TestV2Files(Suite):
             cg.destroy()
         assert not os.path.exists(cg.dir)
         assert os.path.isdir(f"{ROOT}/sampan") == existed
+
+
+def test_lock_warmer_writes_to_its_own_v2_cgroup() -> None:
+    """On a pure v2 host the engine's cgroup lock warmer (cgroups/lockwarm.py) moves the
+    daemon into the cgroup it is in, below /sys/fs/cgroup itself."""
+    from sampan.cgroups.lockwarm import own_procs_file
+
+    path = own_procs_file()
+    own = open("/proc/self/cgroup").read().split("0::", 1)[1].split("\n", 1)[0]
+    assert path == os.path.join(ROOT, own.strip("/"), "cgroup.procs")
+    assert str(os.getpid()) in open(path).read().split()
+    with open(path, "w") as f:  # the move it makes is allowed and changes nothing
+        f.write("0")
+    assert open("/proc/self/cgroup").read().split("0::", 1)[1].startswith(own)

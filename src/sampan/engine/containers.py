@@ -23,6 +23,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..cgroups.lockwarm import LockWarmer
 from ..images import ImageNotFound, ImageStore
 from ..images.store import ImageError
 from ..kernel import syscalls as k
@@ -92,6 +93,7 @@ class Containers:
                  runtime: OCIRuntime, cgroup_parent: str = CGROUP_PARENT,
                  network: Networking | None = None) -> None:
         self.cgroup_parent = cgroup_parent
+        self.cgroup_lock = LockWarmer()
         self.network = network or Networking(os.path.dirname(store.root),
                                              os.path.dirname(monitors.runtime_root))
         self.images = images
@@ -315,7 +317,9 @@ class Containers:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             before = c.state.status
             try:
-                await self._start(c, live)
+                # the kernel's cgroup lock kept ready for the runtime's placement of the init
+                with self.cgroup_lock.held():
+                    await self._start(c, live)
             except Exception as exc:
                 for att in live.pending:
                     att.abandon()
