@@ -379,7 +379,7 @@ class Containers:
         spec = build_spec(c, image.config, rootfs, directory, self.cgroup_parent,
                           self.defaults, sandbox=sandbox, remap=remap)
         with open(os.path.join(directory, "config.json"), "w") as f:
-            json.dump(spec, f)
+            f.write(json.dumps(spec))  # (dumps: the C encoder; dump is pure Python)
         options = self.log_options(c)
         self.shipper(c).reset()
         os.makedirs(self.persist_dir(c), mode=0o700, exist_ok=True)
