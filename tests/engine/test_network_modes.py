@@ -198,7 +198,9 @@ def test_a_start_failing_in_the_network_leaves_nothing(net_daemon: Daemon) -> No
         assert not os.path.exists(os.path.join(d.exec_root, "netns", cid))
         links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
         assert veth_name(cid) not in links
-        assert not glob.glob(f"/sys/fs/cgroup/*/{d.cgroup_parent.strip('/')}/*{cid}*")
+        parent = d.cgroup_parent.strip("/")  # (v1 hierarchies, or the unified one)
+        assert not glob.glob(f"/sys/fs/cgroup/*/{parent}/*{cid}*")
+        assert not glob.glob(f"/sys/fs/cgroup/{parent}/*{cid}*")
         assert "ctr:" not in firewall_rules(d)
         d.ok("start", name)
         assert inspect(d, name)["State"]["Running"]
