@@ -11,6 +11,7 @@ acknowledges each one, so a batch costs one system call each way.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -107,7 +108,7 @@ def add_address(index: int, address: IPv4Interface | IPv6Interface) -> Message:
                        address.network.prefixlen, IFA_F_NODAD if v6 else 0, 0, index)
     attrs = _attr(IFA_ADDRESS, ip) if v6 else _attr(IFA_LOCAL, ip) + _attr(IFA_ADDRESS, ip)
     return Message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, head + attrs,
-                   f"adding address {address}", tolerate=(17,))  # EEXIST
+                   f"adding address {address}", tolerate=(errno.EEXIST,))
 
 
 def add_default_route(index: int, gateway: IPv4Address | IPv6Address) -> Message:
