@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .paths import cgroup_mounts, own_cgroups
+from .paths import below_mount, cgroup_mounts, own_cgroups
 
 INTERVAL = 0.002  # within one grace period of the last move, so the lock never cools
 
@@ -33,10 +33,9 @@ def own_procs_file() -> str | None:
     for m in mounts:
         key = "" if m.version == 2 else next(
             (c for c in m.controllers if c in own), None)
-        if key is None or key not in own or not own[key].startswith(m.root.rstrip("/")):
+        if key is None or key not in own:
             continue
-        path = os.path.join(m.mountpoint, own[key][len(m.root.rstrip("/")):].strip("/"),
-                            "cgroup.procs")
+        path = os.path.join(m.mountpoint, below_mount(m, own[key], ""), "cgroup.procs")
         if os.path.exists(path):
             return path
     return None
@@ -69,7 +68,8 @@ class LockWarmer:
                     self._stop = None
 
     def _run(self, stop: threading.Event) -> None:
-        path = self.procs_file or own_procs_file()
+        # found once: a daemon stays in its cgroup (mountinfo is not read per start)
+        path = self.procs_file = self.procs_file or own_procs_file()
         if path is None:
             return
         try:
