@@ -120,3 +120,24 @@ def test_prepare_resolves_every_record_a_spec_decode_needs() -> None:
                          capture_output=True, text=True, check=True).stdout.split()
     prepared, resolved_later = int(out[0]), int(out[1])
     assert prepared >= 20 and resolved_later == 0
+
+
+@pytest.mark.parametrize(("patch", "error"), [
+    ({"process": {"cwd": "/", "args": ["sh"], "user": {"uid": "0", "gid": 0}}},
+     "process.user.uid: expected integer, got string"),
+    ({"mounts": [{"destination": "/a"}, {"destination": 5}]},
+     "mounts[1].destination: expected string, got integer"),
+    ({"linux": {"sysctl": {"net.ipv4.ip_forward": 1}}},
+     "linux.sysctl.net.ipv4.ip_forward: expected string, got integer"),
+    ({"linux": {"resources": {"devices": [{"access": "rwm"}]}}},
+     "linux.resources.devices[0].allow: required field is missing"),
+    ({"linux": {"resources": {"memory": []}}},
+     "linux.resources.memory: expected object, got array"),
+])
+def test_decode_errors_name_the_field(patch: dict[str, object], error: str) -> None:
+    from sampan.oci.spec import ConfigError, parse_spec
+
+    with pytest.raises(ConfigError) as caught:
+        parse_spec({"ociVersion": "1.0.2", "root": {"path": "rootfs"}, **patch})
+    assert str(caught.value) == error
+    parse_spec(FULL_SPEC)  # and a valid document still decodes after any of them

@@ -1,10 +1,11 @@
-"""The container's cgroup is made while the stages set up (runtime/container.py, _spawn).
+"""The container's init and its cgroup are made side by side (runtime/container.py, _spawn).
 
-Without a user or cgroup namespace or hooks, the runtime forks stage 1 first and creates
-and configures the cgroup while stage 1 unshares and stage 2 builds the rootfs; stage 2
-waits for the runtime's "created" before it bind-mounts the cgroup's directories. These
-tests check that order, the container's view of its cgroup, and that a cgroup that fails
-after the fork leaves nothing behind.
+Without a user or cgroup namespace or hooks, the runtime forks the init itself (no stage
+1: init.single_fork) and creates the cgroup while the init unshares and builds the rootfs;
+the init waits for the runtime's "created" before it bind-mounts the cgroup's directories,
+and for "placed" (limits set, init moved in) before it execs. These tests check that
+order, the container's view of its cgroup, that the runtime's own PID namespace is left as
+it was, and that a cgroup that fails after the fork leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def _in_cgroup(bundle: Bundle) -> Bundle:
     return bundle
 
 
-def test_the_cgroup_is_made_after_stage_1_is_forked(bundle: Bundle, sampan: Runtime,
-                                                   tmp_path: object) -> None:
+def test_the_runtime_forks_the_init_then_makes_the_cgroup(bundle: Bundle, sampan: Runtime,
+                                                        tmp_path: object) -> None:
     _in_cgroup(bundle).set_args("cat", "/sys/fs/cgroup/pids/cgroup.procs").write()
     log = os.path.join(str(tmp_path), "strace.log")
     result = subprocess.run(
@@ -35,15 +36,36 @@ def test_the_cgroup_is_made_after_stage_1_is_forked(bundle: Bundle, sampan: Runt
     assert (result.returncode, result.stdout.split()) == (0, ["1"]), result.stderr
     with open(log) as f:
         lines = f.read().splitlines()
-    unsharer = next(line.split()[0] for line in lines if "unshare(CLONE_NEW" in line)
-    forked = next(i for i, line in enumerate(lines)
-                  if re.search(r"clone3?\(.*\) = " + unsharer + "$", line)
-                  or re.search(r"clone3? resumed>.*\) = " + unsharer + "$", line))
     made = next(i for i, line in enumerate(lines)
                 if "mkdir(" in line and f"sampan-test/{bundle.id}" in line)
-    main = lines[forked].split()[0]
-    assert lines[made].split()[0] == main  # the runtime, not a stage, makes it
+    runtime = lines[made].split()[0]
+    init = next(line.split()[0] for line in lines if "unshare(CLONE_NEWNS" in line)
+    forked = next(i for i, line in enumerate(lines)
+                  if re.search(r"clone3?\(.*\) = " + init + "$", line)
+                  or re.search(r"clone3? resumed>.*\) = " + init + "$", line))
+    assert lines[forked].split()[0] == runtime, "\n".join(lines)  # no stage in between
     assert forked < made, "\n".join(lines)
+
+
+def test_the_runtime_keeps_its_own_pid_namespace(bundle: Bundle, sampan: Runtime) -> None:
+    """In one process, as sampand's warm monitor runs the runtime: the init is PID 1 of a
+    new PID namespace and this process's child, and this process's next children still
+    start in its own PID namespace."""
+    from sampan.runtime.container import Runtime as InProcess
+
+    _in_cgroup(bundle).set_args("sleep", "30").write()
+    runtime = InProcess(sampan.root)
+    started = runtime.create(bundle.id, bundle.path)
+    try:
+        assert os.readlink("/proc/self/ns/pid_for_children") == \
+            os.readlink("/proc/self/ns/pid")
+        with open(f"/proc/{started.pid}/status") as f:
+            status = dict(line.split(":\t", 1) for line in f.read().splitlines())
+        assert status["NSpid"].split()[-1] == "1"
+        assert int(status["PPid"]) == os.getpid()
+        assert os.readlink(f"/proc/{started.pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    finally:
+        runtime.delete(bundle.id, force=True)
 
 
 def test_a_cgroup_that_fails_after_the_fork_leaves_nothing(bundle: Bundle,

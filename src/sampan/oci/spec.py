@@ -7,8 +7,6 @@ These are records (`sampan.oci.record`), not dataclasses: the runtime imports th
 every container start.
 """
 
-from __future__ import annotations
-
 from . import jsonio
 from .decode import DecodeError, decode, encode
 from .record import field, record
@@ -19,7 +17,7 @@ if TYPE_CHECKING:
 
 
 
-def _json(name: str) -> Any:
+def _json(name: str) -> "Any":
     return field(default=None, metadata={"json": name})
 
 
@@ -328,7 +326,7 @@ class Spec:
                 return ns
         return None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> "dict[str, Any]":
         data: dict[str, Any] = encode(self)
         return data
 
@@ -340,7 +338,7 @@ class ConfigError(ValueError):
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 
-def parse_spec(data: Any) -> Spec:
+def parse_spec(data: "Any") -> "Spec":
     """Decode and validate a config.json document."""
     try:
         spec = decode(Spec, data)

@@ -31,7 +31,7 @@ from ..oci.spec import (
 )
 from . import hooks, process, rootfs, warmup
 from .channel import Channel, ChannelClosed, SetupError
-from .init import InitContext, run_stage1
+from .init import InitContext, fork_init, run_stage1, single_fork
 from .state import (
     CREATED,
     CREATING,
@@ -149,17 +149,21 @@ class Runtime:
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
             resources = (spec.linux.resources if spec.linux else None) or Resources()
 
-            def make_cgroup() -> Cgroup:
+            def make_cgroup() -> tuple[Cgroup, Callable[[], None]]:
+                """The cgroup, created, and the call that sets its limits: the init
+                needs its directories only, the limits just before it is placed."""
                 from ..cgroups import open_cgroup
 
                 cgroup = open_cgroup(record.cgroups_path, container_id)
                 made.append(cgroup)
                 cgroup.create()
-                cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
                 record.cgroup_paths = dict(cgroup.paths)
                 self._created[container_id] = cgroup
-                self.store.save(record)
-                return cgroup
+
+                def limit() -> None:
+                    self.store.save(record)
+                    cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
+                return cgroup, limit
 
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
                               rootfs=rootfs_path, fifo_fd=fifo_fd, no_pivot=no_pivot,
@@ -210,16 +214,18 @@ class Runtime:
 
     def _spawn(self, ctx: InitContext, cgroup: Cgroup | None, console_socket: str | None,
                preserve_fds: int, on_hooks: Callable[[int], None],
-               make_cgroup: Callable[[], Cgroup] | None = None) -> Started:
+               make_cgroup: Callable[[], tuple[Cgroup, Callable[[], None]]] | None = None,
+               ) -> Started:
         """Fork stage 1, answer its requests, and return stage 2's pid once it is ready.
 
         The container's ``cgroup`` exists (exec), or ``make_cgroup`` creates it: before the
         fork when stage 1 is placed at once, else while the stages set up, sending
-        "created" with its directories once done (stage 2 waits for it before it mounts
-        them at /sys/fs/cgroup).
+        "created" with its directories once made (stage 2 waits for it before it mounts
+        them at /sys/fs/cgroup), then setting its limits.
         """
         if make_cgroup is not None and not ctx.placed_late:
-            cgroup = make_cgroup()
+            cgroup, limit = make_cgroup()
+            limit()
             ctx.cgroup_mounts = cgroup.mount_sources()
         ctx.cgroup_pending = make_cgroup is not None and ctx.placed_late
         process.close_inherited_fds(2 + preserve_fds)
@@ -237,33 +243,40 @@ class Runtime:
             ctx.console_fd = console.fileno()
         parent, child = Channel.pair()
         ctx.channel = child
+        # stage 1 only when needed (init.single_fork); without it, the init is ours at once
         k.set_child_subreaper()
-        stage1 = os.fork()
-        if stage1 == 0:
-            parent.close()
-            run_stage1(ctx)
+        stage1 = pid = 0
+        if single_fork(ctx):
+            pid = fork_init(ctx, parent)
+        else:
+            stage1 = os.fork()
+            if stage1 == 0:
+                parent.close()
+                run_stage1(ctx)
         child.close()
         if console is not None:
             console.close()
-        pid = 0
         let_go = False
         try:
-            if not ctx.is_exec and not ctx.placed_late:
-                assert cgroup is not None
-                cgroup.apply(stage1)
-            parent.send("go")
-            let_go = True
-            if not ctx.is_exec and not ctx.placed_late:
-                warmup.release()  # (its job done: see warmup.py)
+            if stage1:
+                if not ctx.is_exec and not ctx.placed_late:
+                    assert cgroup is not None
+                    cgroup.apply(stage1)
+                parent.send("go")
+                let_go = True
+                if not ctx.is_exec and not ctx.placed_late:
+                    warmup.release()  # (its job done: see warmup.py)
             if make_cgroup is not None and ctx.cgroup_pending:
-                cgroup = make_cgroup()
+                cgroup, limit = make_cgroup()
                 parent.send("created", mounts=cgroup.mount_sources())
+                limit()
             if ctx.userns:
                 parent.expect("userns")
                 _write_id_maps(stage1, ctx.spec)
                 parent.send("userns-done")
-            pid = parent.expect("pid")[0]["pid"]
-            os.waitpid(stage1, 0)
+            if stage1:
+                pid = parent.expect("pid")[0]["pid"]
+                os.waitpid(stage1, 0)
             if ctx.is_exec or ctx.placed_late:
                 from ..cgroups import CgroupError
 
@@ -291,7 +304,8 @@ class Runtime:
             if not pid and let_go and ctx.cgroup_pending:
                 pid = _reported_pid(parent)  # stage 1 was let go: it forks stage 2 anyway
             parent.close()  # a stage still waiting for us gives up
-            _reap(stage1)
+            if stage1:
+                _reap(stage1)
             if pid:
                 _kill_and_reap(pid)  # ours once stage 1 is gone (we are its subreaper)
             raise

@@ -5,6 +5,11 @@ namespace first, so the runtime can write its id maps), then forks stage 2, whic
 of a new PID namespace and the container's init. Stage 2 builds the rootfs, pivots, drops
 privileges, tells the runtime it is ready and blocks on exec.fifo until ``start``.
 Both stages report failures over the channel, so the runtime can print them and clean up.
+
+Stage 1 is there for what takes effect in a process's children only: joining a PID or
+time namespace, and a user namespace whose id maps the runtime writes in between. Without
+them (the usual `run`), the runtime forks the init itself (fork_init): one Python process
+fewer to fork, run and reap on every start.
 """
 
 from __future__ import annotations
@@ -51,38 +56,9 @@ class InitContext:
 
 def run_stage1(ctx: InitContext) -> NoReturn:
     try:
-        # Non-dumpable before entering any of the container's namespaces, as runc's
-        # nsexec: a process in the container cannot then open /proc/<pid>/exe, mem, environ
-        # or fd of the runtime's stages without CAP_SYS_PTRACE (the first half of
-        # CVE-2019-5736's path to the host's interpreter). execve of the container's
-        # process makes it dumpable again. With a user namespace the container's root is
-        # no host root (so cannot write the interpreter), and a non-dumpable process's
-        # /proc/self files would belong to the host's root, out of the stages' reach.
-        if (ctx.join or ctx.new_namespaces) and not ctx.userns and "user" not in ctx.join:
-            k.prctl(k.PR_SET_DUMPABLE, 0)
+        _no_longer_dumpable(ctx)
         ctx.channel.expect("go")
-        # Open every namespace first: once in the container's mount namespace, the host's
-        # /proc/<pid>/ns paths are gone.
-        fds = {kind: _open_ns(path) for kind, path in ctx.join.items()}
-        user = fds.pop("user", None)
-        if user is not None or ctx.userns:
-            # As runc's nsexec: join what we can while still the host's root (a network
-            # namespace the engine made belongs to the host's user namespace, and a
-            # process in a child user namespace may not enter it), then the user
-            # namespace, then the rest (those owned by the container's user namespace).
-            fds = _join_while_privileged(fds)
-        if user is not None:
-            _setns(user, ctx.join["user"], k.CLONE_NEWUSER)
-        if ctx.userns:
-            k.unshare(k.CLONE_NEWUSER)
-            ctx.channel.send("userns")
-            ctx.channel.expect("userns-done")
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-        for kind, fd in fds.items():
-            _setns(fd, ctx.join[kind], k.NAMESPACE_FLAGS[kind])
-        if ctx.new_namespaces:
-            k.unshare(ctx.new_namespaces)
+        _enter_namespaces(ctx, ctx.new_namespaces)
         linux = ctx.spec.linux
         if ctx.new_namespaces & k.CLONE_NEWTIME and linux and linux.time_offsets:
             with open("/proc/self/timens_offsets", "w") as f:
@@ -101,6 +77,86 @@ def run_stage1(ctx: InitContext) -> NoReturn:
         os._exit(0)
     except BaseException as exc:
         _fail(ctx.channel, exc)
+
+
+def single_fork(ctx: InitContext) -> bool:
+    """Whether the runtime may fork the container's init itself (fork_init): no stage 1
+    is needed, and the cgroup is set up while the init builds the rootfs."""
+    return (not ctx.is_exec and not ctx.userns and ctx.placed_late
+            and not ctx.join.keys() & {"pid", "time", "user"}
+            and not ctx.new_namespaces & k.CLONE_NEWTIME)
+
+
+def fork_init(ctx: InitContext, runtime_end: Channel) -> int:
+    """Fork the container's init straight from the runtime; its pid. (The init closes the
+    runtime's ``runtime_end`` of the channel, so that it sees the runtime go away.)
+
+    A new PID namespace is unshared for the runtime's children only (unshare(2) with
+    CLONE_NEWPID leaves the caller where it is), the fork makes the init its PID 1, and
+    the runtime then goes back to its own namespace for any later children.
+    """
+    own = -1
+    if ctx.new_namespaces & k.CLONE_NEWPID:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if own >= 0:
+            k.unshare(k.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            _run_init(ctx, runtime_end)
+        return pid
+    finally:
+        if own >= 0:
+            k.setns(own, k.CLONE_NEWPID)
+            os.close(own)
+
+
+def _run_init(ctx: InitContext, runtime_end: Channel) -> NoReturn:
+    try:
+        runtime_end.close()
+        _no_longer_dumpable(ctx)
+        _enter_namespaces(ctx, ctx.new_namespaces & ~k.CLONE_NEWPID)
+        _become_container(ctx)
+    except BaseException as exc:
+        _fail(ctx.channel, exc)
+
+
+def _no_longer_dumpable(ctx: InitContext) -> None:
+    # Non-dumpable before entering any of the container's namespaces, as runc's
+    # nsexec: a process in the container cannot then open /proc/<pid>/exe, mem, environ
+    # or fd of the runtime's stages without CAP_SYS_PTRACE (the first half of
+    # CVE-2019-5736's path to the host's interpreter). execve of the container's
+    # process makes it dumpable again. With a user namespace the container's root is
+    # no host root (so cannot write the interpreter), and a non-dumpable process's
+    # /proc/self files would belong to the host's root, out of the stages' reach.
+    if (ctx.join or ctx.new_namespaces) and not ctx.userns and "user" not in ctx.join:
+        k.prctl(k.PR_SET_DUMPABLE, 0)
+
+
+def _enter_namespaces(ctx: InitContext, new: int) -> None:
+    """Join ``ctx.join``'s namespaces and unshare ``new`` ones (CLONE_* flags)."""
+    # Open every namespace first: once in the container's mount namespace, the host's
+    # /proc/<pid>/ns paths are gone.
+    fds = {kind: _open_ns(path) for kind, path in ctx.join.items()}
+    user = fds.pop("user", None)
+    if user is not None or ctx.userns:
+        # As runc's nsexec: join what we can while still the host's root (a network
+        # namespace the engine made belongs to the host's user namespace, and a
+        # process in a child user namespace may not enter it), then the user
+        # namespace, then the rest (those owned by the container's user namespace).
+        fds = _join_while_privileged(fds)
+    if user is not None:
+        _setns(user, ctx.join["user"], k.CLONE_NEWUSER)
+    if ctx.userns:
+        k.unshare(k.CLONE_NEWUSER)
+        ctx.channel.send("userns")
+        ctx.channel.expect("userns-done")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    for kind, fd in fds.items():
+        _setns(fd, ctx.join[kind], k.NAMESPACE_FLAGS[kind])
+    if new:
+        k.unshare(new)
 
 
 def _join_while_privileged(fds: dict[str, int]) -> dict[str, int]:
