@@ -142,16 +142,15 @@ class Runtime:
         made: list[Cgroup] = []
         started: Started | None = None
         try:
-            with open(os.path.join(state_dir, "config.json"), "w") as f:
-                f.write(jsonio.dumps(raw))
             fifo = os.path.join(state_dir, "exec.fifo")
             _make_exec_fifo(fifo, spec)
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
             resources = (spec.linux.resources if spec.linux else None) or Resources()
 
             def make_cgroup() -> tuple[Cgroup, Callable[[], None]]:
-                """The cgroup, created, and the call that sets its limits: the init
-                needs its directories only, the limits just before it is placed."""
+                """The cgroup, created, and the call that does what the init does not
+                wait for (it needs the cgroup's directories only): the state's copy of
+                the config and the record saved, the limits set before it is placed."""
                 from ..cgroups import open_cgroup
 
                 cgroup = open_cgroup(record.cgroups_path, container_id)
@@ -160,10 +159,12 @@ class Runtime:
                 record.cgroup_paths = dict(cgroup.paths)
                 self._created[container_id] = cgroup
 
-                def limit() -> None:
+                def finish() -> None:
+                    with open(os.path.join(state_dir, "config.json"), "w") as f:
+                        f.write(jsonio.dumps(raw))
                     self.store.save(record)
                     cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
-                return cgroup, limit
+                return cgroup, finish
 
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
                               rootfs=rootfs_path, fifo_fd=fifo_fd, no_pivot=no_pivot,
@@ -216,16 +217,17 @@ class Runtime:
                preserve_fds: int, on_hooks: Callable[[int], None],
                make_cgroup: Callable[[], tuple[Cgroup, Callable[[], None]]] | None = None,
                ) -> Started:
-        """Fork stage 1, answer its requests, and return stage 2's pid once it is ready.
+        """Fork the init (through stage 1 where needed), answer its requests, and return
+        its pid once it is ready.
 
         The container's ``cgroup`` exists (exec), or ``make_cgroup`` creates it: before the
-        fork when stage 1 is placed at once, else while the stages set up, sending
-        "created" with its directories once made (stage 2 waits for it before it mounts
-        them at /sys/fs/cgroup), then setting its limits.
+        fork when stage 1 is placed at once, else while the init sets up, sending
+        "created" with its directories once made (the init waits for it before it mounts
+        them at /sys/fs/cgroup), then finishing the rest.
         """
         if make_cgroup is not None and not ctx.placed_late:
-            cgroup, limit = make_cgroup()
-            limit()
+            cgroup, finish = make_cgroup()
+            finish()
             ctx.cgroup_mounts = cgroup.mount_sources()
         ctx.cgroup_pending = make_cgroup is not None and ctx.placed_late
         process.close_inherited_fds(2 + preserve_fds)
@@ -267,9 +269,9 @@ class Runtime:
                 if not ctx.is_exec and not ctx.placed_late:
                     warmup.release()  # (its job done: see warmup.py)
             if make_cgroup is not None and ctx.cgroup_pending:
-                cgroup, limit = make_cgroup()
+                cgroup, finish = make_cgroup()
                 parent.send("created", mounts=cgroup.mount_sources())
-                limit()
+                finish()
             if ctx.userns:
                 parent.expect("userns")
                 _write_id_maps(stage1, ctx.spec)

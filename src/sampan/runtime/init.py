@@ -315,7 +315,10 @@ def _prepare_rootfs(ctx: InitContext) -> None:
     root = ctx.rootfs
     # pivot_root refuses a new root whose parent mount is shared, and a bind below a shared
     # parent would propagate out: make that parent private first (runc does the same).
-    rootfs.make_parent_mount_private(root)
+    # After a recursive slave or private (the default: rslave) nothing here is shared, so
+    # the mount table, hundreds of lines on a busy host, is read only for "(r)shared".
+    if propagation & k.MS_SHARED:
+        rootfs.make_parent_mount_private(root)
     k.mount(root, root, None, k.MS_BIND | k.MS_REC)
     for mount in spec.mounts or []:
         if mount.type == "cgroup":

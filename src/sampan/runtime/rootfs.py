@@ -283,10 +283,14 @@ def create_devices(rootfs: str, devices: Iterable[Device], bind: bool) -> None:
     this runtime may itself run in); like runc, fall back to a bind mount of the host node.
     """
     old_umask = os.umask(0)
+    made = set()
     try:
         for dev in devices:
             target = secure_join(rootfs, dev.path)
-            _mkdir_all(os.path.dirname(target))
+            parent = os.path.dirname(target)
+            if parent not in made:  # (most are in /dev)
+                _mkdir_all(parent)
+                made.add(parent)
             if not bind:
                 try:
                     _mknod(target, dev)
