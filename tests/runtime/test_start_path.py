@@ -15,8 +15,8 @@ import sys
 # modules are loaded for containers with one)
 HEAVY = ("argparse", "collections", "contextlib", "dataclasses", "enum", "inspect", "json",
          "re", "socket", "subprocess", "typing", "shutil", "datetime", "signal", "ctypes",
-         "resource", "termios", "tty",
-         # loaded by the runtime after stage 1 is forked (tests/runtime/test_cgroup_late.py)
+         "resource", "termios", "tty", "types",
+         # loaded by the runtime after the init is forked (tests/runtime/test_cgroup_late.py)
          "sampan.cgroups")
 
 PROBE = f"""

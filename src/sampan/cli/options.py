@@ -14,10 +14,8 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
-
-if TYPE_CHECKING:
     from types import SimpleNamespace
+    from typing import Any
 else:
     # as the `types` module itself defines it: importing `types` costs every command 0.3 ms
     SimpleNamespace = type(sys.implementation)

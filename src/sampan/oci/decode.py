@@ -15,13 +15,10 @@ from . import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import UnionType as _UnionType
     from typing import Any, TypeVar
 
     T = TypeVar("T")
-
-
-if TYPE_CHECKING:
-    from types import UnionType as _UnionType
 else:
     # as the `types` module itself defines it: importing `types` costs a start 0.3 ms
     _UnionType = type(int | str)

@@ -4,7 +4,9 @@ Field names follow the spec's JSON keys (camelCase in JSON, snake_case here); ``
 checks every type and names the field of any error.  Windows, Solaris and VM sections are
 not modelled: sampan is a Linux runtime.
 These are records (`sampan.oci.record`), not dataclasses: the runtime imports them on
-every container start.
+every container start. Their annotations are evaluated as the classes are made (no
+``from __future__ import annotations`` here): strings would be compiled and evaluated on
+the first decode of every start instead, about 0.5 ms.
 """
 
 from . import jsonio
@@ -14,7 +16,6 @@ from .record import field, record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
 
 
 def _json(name: str) -> "Any":
