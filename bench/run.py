@@ -163,6 +163,8 @@ def main() -> int:
     # when PYTHONDONTWRITEBYTECODE keeps the interpreter from writing .pyc files itself.
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "src")],
                    check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "sampan.bundle"], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)  # (and the runtime's bundle, as install.sh)
     results: list[Result] = []
     for name in args.case or sorted(CASES):
         results += CASES[name](args.reps)
