@@ -7,8 +7,8 @@ read and checked: Python code and system calls each time); from a table already 
 about 25 µs. ``python -m sampan.bundle`` (scripts/install.sh runs it, after compileall)
 writes the compiled Python modules the runtime's commands import (the standard library's
 that are not frozen into the interpreter too) into one file in sampan's ``__pycache__``;
-the runtime's script calls ``install()`` first, which reads that file and puts a finder in
-front of the normal ones.
+the runtime's script calls ``install()`` first, which reads the file's index and puts a
+finder in front of the normal ones; each module's code is read when it is imported.
 
 A module whose source changed since the file was written (its size or mtime differ) is
 left to the normal import, so an edited source tree never runs stale code; so is every
@@ -142,8 +142,8 @@ def build(path: str = FILE, sources: dict[str, str] | None = None) -> int:
     offset = 0
     for name, source in (sources if sources is not None else modules()).items():
         with open(source, "rb") as f:
+            st = os.fstat(f.fileno())  # before the read: an edit during it shows later
             text = f.read()
-        st = os.stat(source)
         codes.append(marshal.dumps(compile(text, source, "exec", dont_inherit=True)))
         entries[name] = (source, os.path.basename(source) == "__init__.py", st.st_mtime_ns,
                          st.st_size, offset, len(codes[-1]))
