@@ -107,8 +107,10 @@ def fork_init(ctx: InitContext, runtime_end: Channel) -> int:
         return pid
     finally:
         if own >= 0:
-            k.setns(own, k.CLONE_NEWPID)
-            os.close(own)
+            try:
+                k.setns(own, k.CLONE_NEWPID)
+            finally:
+                os.close(own)
 
 
 def _run_init(ctx: InitContext, runtime_end: Channel) -> NoReturn:
