@@ -99,11 +99,17 @@ class Runtime:
         result: dict[str, Any] = json.loads(self("state", cid, check=True).stdout)
         return result
 
-    def cleanup(self) -> None:
-        """Force-delete whatever a test left in this root."""
-        listing = self("list", "-q")
-        for cid in listing.stdout.split():
-            self("delete", "--force", cid)
+    def cleanup(self, timeout: float = 30) -> None:
+        """Force-delete whatever a test left in this root, again while a delete fails (a
+        killed process's zombie keeps the container's cgroup busy until its reaper takes
+        it), and fail the test if something is still left: that is a leak."""
+        deadline = time.monotonic() + timeout
+        left = self("list", "-q").stdout.split()
+        while left and time.monotonic() < deadline:
+            for cid in left:
+                self("delete", "--force", cid)
+            left = self("list", "-q").stdout.split()
+        assert not left, f"containers left in {self.root}: {left}"
 
 
 def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:

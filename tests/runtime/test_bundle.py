@@ -75,4 +75,5 @@ def test_the_installed_runtime_imports_from_its_bundle(bundle: Bundle, sampan: R
             if p.startswith(package + "/") and p.endswith((".py", ".pyc"))}
     assert runtime_bundle.FILE in paths
     assert read <= {"__init__.py", "bundle.py", "__pycache__/__init__.cpython-311.pyc",
-                    "__pycache__/bundle.cpython-311.pyc"}, read
+                    "__pycache__/bundle.cpython-311.pyc"}, \
+        f"{read}: sources edited since the bundle was written? (python -m sampan.bundle)"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 
 from sampan.cgroups import open_cgroup
 
@@ -47,25 +48,31 @@ def test_the_runtime_forks_the_init_then_makes_the_cgroup(bundle: Bundle, sampan
     assert forked < made, "\n".join(lines)
 
 
+IN_PROCESS = """
+import os, sys
+from sampan.runtime.container import Runtime
+runtime = Runtime(sys.argv[1])
+started = runtime.create(sys.argv[2], sys.argv[3])
+try:
+    with open(f"/proc/{started.pid}/status") as f:
+        status = dict(line.split(":\\t", 1) for line in f.read().splitlines())
+    print(os.readlink("/proc/self/ns/pid_for_children") == os.readlink("/proc/self/ns/pid"),
+          status["NSpid"].split()[-1], int(status["PPid"]) == os.getpid(),
+          os.readlink(f"/proc/{started.pid}/ns/pid") != os.readlink("/proc/self/ns/pid"))
+finally:
+    runtime.delete(sys.argv[2], force=True)
+"""
+
+
 def test_the_runtime_keeps_its_own_pid_namespace(bundle: Bundle, sampan: Runtime) -> None:
     """In one process, as sampand's warm monitor runs the runtime: the init is PID 1 of a
     new PID namespace and this process's child, and this process's next children still
-    start in its own PID namespace."""
-    from sampan.runtime.container import Runtime as InProcess
-
+    start in its own PID namespace. (In a child process: the runtime makes its caller a
+    child subreaper, which the test process must not become.)"""
     _in_cgroup(bundle).set_args("sleep", "30").write()
-    runtime = InProcess(sampan.root)
-    started = runtime.create(bundle.id, bundle.path)
-    try:
-        assert os.readlink("/proc/self/ns/pid_for_children") == \
-            os.readlink("/proc/self/ns/pid")
-        with open(f"/proc/{started.pid}/status") as f:
-            status = dict(line.split(":\t", 1) for line in f.read().splitlines())
-        assert status["NSpid"].split()[-1] == "1"
-        assert int(status["PPid"]) == os.getpid()
-        assert os.readlink(f"/proc/{started.pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
-    finally:
-        runtime.delete(bundle.id, force=True)
+    result = subprocess.run([sys.executable, "-c", IN_PROCESS, sampan.root, bundle.id,
+                             bundle.path], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["True", "1", "True", "True"], result.stderr
 
 
 def test_a_cgroup_that_fails_after_the_fork_leaves_nothing(bundle: Bundle,

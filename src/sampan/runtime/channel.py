@@ -38,7 +38,13 @@ class Channel:
             self.sock.send(payload)
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
-        payload, fds = unixsock.recv_fds(self.sock, 65536, 4)
+        try:
+            payload, fds = unixsock.recv_fds(self.sock, 65536, 4)
+        except ConnectionResetError:
+            # The peer exited with a message of ours unread (an init that failed before it
+            # read "placed"): the kernel reports that first, once, ahead of what the peer
+            # sent before it exited (its "error"), which the next read returns.
+            payload, fds = unixsock.recv_fds(self.sock, 65536, 4)
         if not payload:
             raise ChannelClosed("the container process exited during set-up")
         message: dict[str, Any] = jsonio.loads(payload)

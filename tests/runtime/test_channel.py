@@ -1,0 +1,22 @@
+"""The runtime's channel to its init (runtime/channel.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sampan.runtime.channel import Channel, ChannelClosed, SetupError
+
+
+def test_an_error_sent_by_a_peer_that_left_a_message_unread_is_reported() -> None:
+    """An init that fails before it reads "placed" exits with that message unread: the
+    kernel then reports ECONNRESET once, ahead of the init's "error", which must still
+    reach the user (`exec: "x": executable file not found`), not "Connection reset"."""
+    runtime, init = Channel.pair()
+    runtime.send("placed")
+    init.send("error", message='exec: "x": executable file not found in $PATH')
+    init.close()
+    with pytest.raises(SetupError, match="executable file not found"):
+        runtime.expect("ready")
+    with pytest.raises(ChannelClosed):
+        runtime.expect("ready")
+    runtime.close()
