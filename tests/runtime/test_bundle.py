@@ -74,6 +74,7 @@ def test_the_installed_runtime_imports_from_its_bundle(bundle: Bundle, sampan: R
     read = {os.path.relpath(p, package) for p in paths
             if p.startswith(package + "/") and p.endswith((".py", ".pyc"))}
     assert runtime_bundle.FILE in paths
-    assert read <= {"__init__.py", "bundle.py", "__pycache__/__init__.cpython-311.pyc",
-                    "__pycache__/bundle.cpython-311.pyc"}, \
+    tag = sys.implementation.cache_tag
+    assert read <= {"__init__.py", "bundle.py", f"__pycache__/__init__.{tag}.pyc",
+                    f"__pycache__/bundle.{tag}.pyc"}, \
         f"{read}: sources edited since the bundle was written? (python -m sampan.bundle)"
