@@ -36,9 +36,9 @@ else:  # the import system's own, loaded already (importlib.util is a dozen modu
 
 # What the runtime's commands import (with all they import in turn): the file holds these.
 ENTRIES = ("sampan.runtime.sealed", "sampan.cli.runtime", "sampan.runtime.container",
-           "sampan.runtime.foreground", "sampan.runtime.features", "sampan.cgroups.v1",
-           "sampan.cgroups.v2", "sampan.cgroups.devices", "sampan.cgroups.bpf",
-           "sampan.kernel.seccomp_bpf")
+           "sampan.runtime.init", "sampan.runtime.foreground", "sampan.runtime.features",
+           "sampan.cgroups.v1", "sampan.cgroups.v2", "sampan.cgroups.devices",
+           "sampan.cgroups.bpf", "sampan.kernel.seccomp_bpf")
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 FILE = os.path.join(PACKAGE, "__pycache__",
                     f"runtime-bundle.{sys.implementation.cache_tag}.marshal")

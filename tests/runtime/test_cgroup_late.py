@@ -98,3 +98,34 @@ def test_a_cgroup_that_fails_after_the_fork_leaves_nothing(bundle: Bundle,
     for directory in open_cgroup(f"sampan-test/{bundle.id}", bundle.id).paths.values():
         assert not os.path.exists(directory)
     assert sampan("state", bundle.id).returncode != 0
+
+
+REFUSED_INIT = """
+import sys
+from sampan.cli import runtime
+
+class Refuse:  # the init's code cannot load (as in a broken installation)
+    def find_spec(self, name, path=None, target=None):
+        if name == "sampan.runtime.init":
+            raise ImportError("refused by the test")
+
+sys.meta_path.insert(0, Refuse())
+sys.exit(runtime.main(["--root", sys.argv[1], "run", "--bundle", sys.argv[2], sys.argv[3]]))
+"""
+
+
+def test_an_init_whose_code_cannot_load_says_so_and_leaves_nothing(bundle: Bundle,
+                                                                   sampan: Runtime) -> None:
+    """The init loads its own modules after the fork (runtime/context.py): when it cannot,
+    it says why and exits, and never goes on in the runtime's code (whose error handling
+    would then run twice, once in the wrong process)."""
+    _in_cgroup(bundle).set_args("true").write()
+    result = subprocess.run([sys.executable, "-c", REFUSED_INIT, sampan.root, bundle.path,
+                             bundle.id], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert sorted(result.stderr.splitlines()) == [
+        "sampan-runtime: cannot start the container's init: refused by the test",
+        "sampan-runtime: the container's init exited during set-up"], result.stderr
+    for directory in open_cgroup(f"sampan-test/{bundle.id}", bundle.id).paths.values():
+        assert not os.path.exists(directory)
+    assert sampan("state", bundle.id).returncode != 0

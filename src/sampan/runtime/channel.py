@@ -32,10 +32,18 @@ class Channel:
 
     def send(self, kind: str, fds: list[int] | None = None, **data: Any) -> None:
         payload = jsonio.dumps({"type": kind, **data}).encode()
-        if fds:
-            unixsock.send_fds(self.sock, payload, fds)
-        else:
-            self.sock.send(payload)
+        try:
+            if fds:
+                unixsock.send_fds(self.sock, payload, fds)
+            else:
+                self.sock.send(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The peer is gone: what it sent before it went (its "error") says why; else
+            # it exited without a word ("Broken pipe" would tell the user nothing).
+            message, _ = self.recv()
+            if message["type"] == "error":
+                raise SetupError(message.get("message", "unknown error")) from None
+            raise ChannelClosed("the container process exited during set-up") from None
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
         try:

@@ -29,9 +29,10 @@ from ..oci.spec import (
     Spec,
     parse_spec,
 )
-from . import hooks, process, rootfs, warmup
+from . import process, warmup
 from .channel import Channel, ChannelClosed, SetupError
-from .init import InitContext, fork_init, run_stage1, single_fork
+from .context import InitContext, fork_init, fork_stage1, single_fork
+from .devices import device_rules
 from .state import (
     CREATED,
     CREATING,
@@ -163,7 +164,7 @@ class Runtime:
                     with open(os.path.join(state_dir, "config.json"), "w") as f:
                         f.write(jsonio.dumps(raw))
                     self.store.save(record)
-                    cgroup.set(replace(resources, devices=rootfs.device_rules(spec)))
+                    cgroup.set(replace(resources, devices=device_rules(spec)))
                 return cgroup, finish
 
             ctx = InitContext(spec=spec, process=proc, channel=None,  # type: ignore[arg-type]
@@ -200,6 +201,8 @@ class Runtime:
     def _before_pivot(self, record: ContainerRecord, spec: Spec, pid: int) -> None:
         """prestart and createRuntime hooks: in the runtime's namespaces, before pivot."""
         if spec.hooks:
+            from . import hooks
+
             state = self._hook_state(record, CREATING, pid)
             hooks.run((spec.hooks.prestart or []) + (spec.hooks.create_runtime or []), state,
                       "createRuntime")
@@ -245,16 +248,13 @@ class Runtime:
             ctx.console_fd = console.fileno()
         parent, child = Channel.pair()
         ctx.channel = child
-        # stage 1 only when needed (init.single_fork); without it, the init is ours at once
+        # stage 1 only when needed (context.single_fork); without it, the init is ours at once
         k.set_child_subreaper()
         stage1 = pid = 0
         if single_fork(ctx):
             pid = fork_init(ctx, parent)
         else:
-            stage1 = os.fork()
-            if stage1 == 0:
-                parent.close()
-                run_stage1(ctx)
+            stage1 = fork_stage1(ctx, parent)
         child.close()
         if console is not None:
             console.close()
@@ -337,6 +337,8 @@ class Runtime:
         os.unlink(fifo)
         spec_hooks = self._hooks(container_id)
         if spec_hooks and spec_hooks.poststart:
+            from . import hooks
+
             try:
                 hooks.run(spec_hooks.poststart, self._hook_state(record, RUNNING, record.pid),
                           "poststart")
@@ -433,6 +435,8 @@ class Runtime:
             spec_hooks = None
         self.store.remove(container_id)
         if spec_hooks and spec_hooks.poststop:
+            from . import hooks
+
             try:
                 hooks.run(spec_hooks.poststop, self._hook_state(record, STOPPED), "poststop")
             except hooks.HookError as exc:

@@ -8,8 +8,11 @@ Both stages report failures over the channel, so the runtime can print them and 
 
 Stage 1 is there for what takes effect in a process's children only: joining a PID or
 time namespace, and a user namespace whose id maps the runtime writes in between. Without
-them (the usual `run`), the runtime forks the init itself (fork_init): one Python process
-fewer to fork, run and reap on every start.
+them (the usual `run`), the runtime forks the init itself (context.fork_init): one Python
+process fewer to fork, run and reap on every start.
+
+Only the children import this module (and rootfs, process, hooks with it): they load while
+the runtime makes the container's cgroup, not on the way to the fork (context.py).
 """
 
 from __future__ import annotations
@@ -20,42 +23,21 @@ import struct
 
 from ..kernel import caps, unixsock
 from ..kernel import syscalls as k
-from ..oci.record import field, record
-from ..oci.spec import Process, Spec
 from . import hooks, process, rootfs
-from .channel import Channel, ChannelClosed
+from .channel import ChannelClosed
+from .devices import DEFAULT_DEVICES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from ..kernel.seccomp_bpf import BpfFilter
-
-@record
-class InitContext:
-    """Everything the children need, prepared by the runtime before fork."""
-
-    spec: Spec
-    process: Process
-    channel: Channel
-    rootfs: str = ""
-    fifo_fd: int = -1  # O_PATH fd of exec.fifo; -1 for exec (no wait for start)
-    console_fd: int = -1  # connected --console-socket; -1 = send the pty to the runtime
-    no_pivot: bool = False
-    cgroup_mounts: list[tuple[str, str]] = field(default_factory=list)
-    join: dict[str, str] = field(default_factory=dict)  # namespace type → path to setns
-    new_namespaces: int = 0  # CLONE_* flags to unshare
-    userns: bool = False
-    seccomp_filter: BpfFilter | None = None
-    capabilities: caps.CapabilitySet | None = None
-    state: dict[str, object] = field(default_factory=dict)  # for createContainer hooks
-    is_exec: bool = False
-    placed_late: bool = False  # the runtime places stage 2 in the cgroup while it sets up
-    cgroup_pending: bool = False  # ... and creates the cgroup then: wait for "created"
+    from .channel import Channel
+    from .context import InitContext
 
 
-def run_stage1(ctx: InitContext) -> NoReturn:
+def run_stage1(ctx: InitContext, runtime_end: Channel) -> NoReturn:
     try:
+        runtime_end.close()
         _no_longer_dumpable(ctx)
         ctx.channel.expect("go")
         _enter_namespaces(ctx, ctx.new_namespaces)
@@ -79,41 +61,8 @@ def run_stage1(ctx: InitContext) -> NoReturn:
         _fail(ctx.channel, exc)
 
 
-def single_fork(ctx: InitContext) -> bool:
-    """Whether the runtime may fork the container's init itself (fork_init): no stage 1
-    is needed, and the cgroup is set up while the init builds the rootfs."""
-    return (not ctx.is_exec and not ctx.userns and ctx.placed_late
-            and not ctx.join.keys() & {"pid", "time", "user"}
-            and not ctx.new_namespaces & k.CLONE_NEWTIME)
-
-
-def fork_init(ctx: InitContext, runtime_end: Channel) -> int:
-    """Fork the container's init straight from the runtime; its pid. (The init closes the
-    runtime's ``runtime_end`` of the channel, so that it sees the runtime go away.)
-
-    A new PID namespace is unshared for the runtime's children only (unshare(2) with
-    CLONE_NEWPID leaves the caller where it is), the fork makes the init its PID 1, and
-    the runtime then goes back to its own namespace for any later children.
-    """
-    own = -1
-    if ctx.new_namespaces & k.CLONE_NEWPID:
-        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if own >= 0:
-            k.unshare(k.CLONE_NEWPID)
-        pid = os.fork()
-        if pid == 0:
-            _run_init(ctx, runtime_end)
-        return pid
-    finally:
-        if own >= 0:
-            try:
-                k.setns(own, k.CLONE_NEWPID)
-            finally:
-                os.close(own)
-
-
-def _run_init(ctx: InitContext, runtime_end: Channel) -> NoReturn:
+def run_init(ctx: InitContext, runtime_end: Channel) -> NoReturn:
+    """The container's init forked by the runtime itself (context.single_fork)."""
     try:
         runtime_end.close()
         _no_longer_dumpable(ctx)
@@ -236,14 +185,16 @@ def _become_container(ctx: InitContext) -> NoReturn:
     spec, proc, linux = ctx.spec, ctx.process, ctx.spec.linux
     pty_slave = -1
     if not ctx.is_exec:
-        if ctx.new_namespaces & k.CLONE_NEWNS:
-            _prepare_rootfs(ctx)
+        # Before the rootfs: its cgroup mount may wait for the runtime's "created", and
+        # none of these needs the rootfs.
         if spec.hostname is not None:
             k.sethostname(spec.hostname)
         if spec.domainname is not None:
             k.setdomainname(spec.domainname)
         if ctx.new_namespaces & k.CLONE_NEWNET:
             _loopback_up()
+        if ctx.new_namespaces & k.CLONE_NEWNS:
+            _prepare_rootfs(ctx)
     if proc.terminal:
         pty_slave = _open_console(ctx)
     if not ctx.is_exec and linux:
@@ -331,7 +282,7 @@ def _prepare_rootfs(ctx: InitContext) -> None:
             raise OSError(exc.errno, f"mounting {mount.source or mount.type} on "
                           f"{mount.destination}: {exc.strerror}") from None
     if not rootfs.has_dev_mount(spec):
-        devices = list(rootfs.DEFAULT_DEVICES) + list((linux.devices if linux else None) or [])
+        devices = list(DEFAULT_DEVICES) + list((linux.devices if linux else None) or [])
         rootfs.create_devices(root, devices, bind=ctx.userns or "user" in ctx.join)
         rootfs.dev_symlinks(root)
     if spec.hooks and spec.hooks.start_container:

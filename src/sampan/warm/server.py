@@ -29,7 +29,7 @@ def serve(fd: int) -> None:
     from ..kernel import syscalls as k
     from ..oci.decode import prepare
     from ..oci.spec import Spec
-    from ..runtime import container  # noqa: F401
+    from ..runtime import container, init  # noqa: F401 - init: what its children run
     from ..runtime.sealed import exe_is_protected
     from . import monitor
 
