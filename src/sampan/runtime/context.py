@@ -1,6 +1,6 @@
 """What the runtime hands to the processes it forks, and the forks themselves.
 
-The children's code (init.py, with rootfs, process and hooks) is imported in the children:
+The children's code (init.py, with rootfs and hooks) is imported in the children:
 a container's init loads it while the runtime creates the cgroup, in parallel, instead of
 the runtime loading it before the fork, where every start waits for it.
 """

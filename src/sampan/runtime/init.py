@@ -11,7 +11,7 @@ time namespace, and a user namespace whose id maps the runtime writes in between
 them (the usual `run`), the runtime forks the init itself (context.fork_init): one Python
 process fewer to fork, run and reap on every start.
 
-Only the children import this module (and rootfs, process, hooks with it): they load while
+Only the children import this module (and rootfs and hooks with it): they load while
 the runtime makes the container's cgroup, not on the way to the fork (context.py).
 """
 
