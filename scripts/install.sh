@@ -36,6 +36,8 @@ fi
 mkdir -p .venv/libexec
 sed "1s|.*|#!$PWD/.venv/bin/python -IS|" scripts/sampan-runtime > .venv/libexec/sampan-runtime
 chmod 755 .venv/libexec/sampan-runtime
+# ... and compiled: the launcher runs the .pyc, so no start compiles the script
+.venv/bin/python -c 'import py_compile, sys; py_compile.compile(sys.argv[1], sys.argv[1] + ".pyc", doraise=True)' "$PWD/.venv/libexec/sampan-runtime"
 cc -O2 -Wall -Werror -o .venv/bin/sampan-runtime.new scripts/sampan-runtime.c \
   -DPYTHON="\"$PWD/.venv/bin/python\"" -DSCRIPT="\"$PWD/.venv/libexec/sampan-runtime\""
 mv -f .venv/bin/sampan-runtime.new .venv/bin/sampan-runtime

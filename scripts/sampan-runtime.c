@@ -13,6 +13,10 @@
  * commands it first starts the wait the kernel makes before a process's first move into a
  * cgroup (warm_cgroup_lock), so that it passes while Python starts.
  *
+ * It runs the script's compiled form, SCRIPT.pyc, where install.sh made it: Python runs a
+ * .pyc named as the script as it runs the script, without compiling it first (the first
+ * compile of an interpreter's life costs about as much as its imports of sampan's modules).
+ *
  * scripts/install.sh builds it with -DPYTHON=... -DSCRIPT=... (absolute paths).
  */
 #define _GNU_SOURCE
@@ -180,7 +184,7 @@ int main(int argc, char **argv)
         return 125;
     args[0] = PYTHON;
     args[1] = "-IS";
-    args[2] = SCRIPT;
+    args[2] = access(SCRIPT ".pyc", R_OK) == 0 ? SCRIPT ".pyc" : SCRIPT;
     memcpy(args + 3, argv + 1, (argc - 1) * sizeof(char *));
     unsetenv(WARMUP_ENV);  /* only ever this launcher's own helper */
     if (entering(argc, argv)) {

@@ -6,7 +6,9 @@ has it, protects itself the same way with a second start (runtime/sealed.py)."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
+import py_compile
 import re
 import subprocess
 import sys
@@ -32,7 +34,30 @@ def test_the_set_up_installs_the_launcher_before_the_script() -> None:
     with open(SAMPAN_RUNTIME, "rb") as f:
         assert f.read(4) == b"\x7fELF"
     with open(SCRIPT) as f:
-        assert f.readline() == f"#!{VENV_BIN}/python -IS\n"
+        source = f.read()
+    assert source.startswith(f"#!{VENV_BIN}/python -IS\n")
+    with open(SCRIPT + ".pyc", "rb") as f:  # the script as it is now, compiled
+        code = marshal.loads(f.read()[16:])
+    assert code == compile(source, SCRIPT, "exec", dont_inherit=True) and code.co_filename == SCRIPT
+
+
+def test_the_launcher_runs_the_compiled_script_where_there_is_one(tmp_path: object) -> None:
+    """No start compiles the script (the first compile in an interpreter costs as much as
+    a good part of its imports): the launcher runs SCRIPT.pyc, or SCRIPT without one."""
+    script, other, launcher = (os.path.join(str(tmp_path), name)
+                               for name in ("script", "other.py", "launcher"))
+    with open(script, "w") as f:
+        f.write("import sys\nprint('source', sys.argv[1:])\n")
+    subprocess.run(["cc", "-O2", "-o", launcher, SOURCE, f'-DPYTHON="{VENV_BIN}/python"',
+                    f'-DSCRIPT="{script}"'], check=True)
+    run = [launcher, "state", "c1"]  # (not a command that enters a container)
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout == \
+        "source ['state', 'c1']\n"
+    with open(other, "w") as f:
+        f.write("import sys\nprint('compiled', sys.argv[1:], __file__.endswith('.pyc'))\n")
+    py_compile.compile(other, script + ".pyc", doraise=True)
+    assert subprocess.run(run, capture_output=True, text=True, check=True).stdout == \
+        "compiled ['state', 'c1'] True\n"
 
 
 def test_the_launcher_scans_the_command_line_as_the_script_does() -> None:
@@ -76,7 +101,7 @@ def test_the_launcher_starts_the_interpreter_once(bundle: Bundle, tmp_path: obje
     assert len(launcher) == 2, launcher
     assert f'execve("{SAMPAN_RUNTIME}"' in launcher[0]
     # the second: the interpreter through the view's fd (execveat), not by its path
-    assert "execveat(" in launcher[1] and f'["{VENV_BIN}/python", "-IS", "{SCRIPT}"' \
+    assert "execveat(" in launcher[1] and f'["{VENV_BIN}/python", "-IS", "{SCRIPT}.pyc"' \
         in launcher[1], launcher
     bundle.id += "s"
     script = _interpreter_starts(SCRIPT, bundle, root, log)
