@@ -40,10 +40,8 @@ class Channel:
         except (BrokenPipeError, ConnectionResetError):
             # The peer is gone: what it sent before it went (its "error") says why; else
             # it exited without a word ("Broken pipe" would tell the user nothing).
-            message, _ = self.recv()
-            if message["type"] == "error":
-                raise SetupError(message.get("message", "unknown error")) from None
-            raise ChannelClosed("the container process exited during set-up") from None
+            _raise_reported(self.recv()[0])
+            raise ChannelClosed(_EXITED) from None
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
         try:
@@ -54,15 +52,14 @@ class Channel:
             # sent before it exited (its "error"), which the next read returns.
             payload, fds = unixsock.recv_fds(self.sock, 65536, 4)
         if not payload:
-            raise ChannelClosed("the container process exited during set-up")
+            raise ChannelClosed(_EXITED)
         message: dict[str, Any] = jsonio.loads(payload)
         return message, fds
 
     def expect(self, *kinds: str) -> tuple[dict[str, Any], list[int]]:
         """Receive one message of one of ``kinds``; an ``error`` from the peer is raised."""
         message, fds = self.recv()
-        if message["type"] == "error":
-            raise SetupError(message.get("message", "unknown error"))
+        _raise_reported(message)
         if message["type"] not in kinds:
             raise SetupError(f"internal error: expected {kinds}, got {message['type']!r}")
         return message, fds
@@ -73,3 +70,12 @@ class Channel:
 
 class SetupError(Exception):
     """Container set-up failed inside the new namespaces; the message says where."""
+
+
+_EXITED = "the container process exited during set-up"
+
+
+def _raise_reported(message: dict[str, Any]) -> None:
+    """The peer's "error" message, raised."""
+    if message["type"] == "error":
+        raise SetupError(message.get("message", "unknown error"))
