@@ -109,6 +109,17 @@ def test_bad_arguments_are_type_errors(sys: ModuleType) -> None:
         sys.syscall(k.SYS_PRCTL, 1, 2, 3, 4, 5, 6, 7)
 
 
+@pytest.mark.parametrize("sys", BACKENDS)
+def test_getcpu_is_the_cpu_we_run_on(sys: ModuleType) -> None:
+    allowed = os.sched_getaffinity(0)
+    try:
+        for cpu in sorted(allowed):
+            os.sched_setaffinity(0, {cpu})  # the call moves us there before it returns
+            assert sys.getcpu() == cpu
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def test_the_kernel_layer_uses_the_c_extension() -> None:
     """install.sh builds it: a silent fall-back to ctypes would cost every start 4 ms."""
     assert k.syscall is _syscall.syscall

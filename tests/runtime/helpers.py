@@ -126,3 +126,22 @@ def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
                 break
             data += chunk
     return data
+
+
+GREP_CPUS = ["grep", "Cpus_allowed_list", "/proc/self/status"]
+
+
+def cpus_allowed(output: str) -> str:
+    """The Cpus_allowed_list of GREP_CPUS's output: "0-1"."""
+    line = next(x for x in output.splitlines() if x.startswith("Cpus_allowed_list:"))
+    return line.split(":", 1)[1].strip()
+
+
+def run_pinned(rt: Runtime, bundle: Bundle, cpus: set[int],
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`run` by a runtime started on ``cpus`` only, as `taskset` starts it."""
+    bundle.write()
+    return subprocess.run([rt.binary, "--root", rt.root, "run", "--bundle", bundle.path,
+                           bundle.id], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout,
+                          preexec_fn=lambda: os.sched_setaffinity(0, cpus))

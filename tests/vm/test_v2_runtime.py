@@ -31,7 +31,15 @@ from typing import Any
 import pytest
 
 from ..runtime import helpers
-from ..runtime.helpers import Bundle, Runtime, default_spec, make_rootfs
+from ..runtime.helpers import (
+    GREP_CPUS,
+    Bundle,
+    Runtime,
+    cpus_allowed,
+    default_spec,
+    make_rootfs,
+    run_pinned,
+)
 
 pytestmark = pytest.mark.vm
 
@@ -444,3 +452,23 @@ def test_delete_force_kills_through_cgroup_kill_and_removes_cgroup(
     assert not any(alive(p) for p in container_procs)
     assert call(sampan, "state", bundle.id).returncode != 0
     assert not os.path.exists(os.path.join(CGROUP_ROOT, "sampan", bundle.id))
+
+
+# ---- cpu affinity --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the VM has one CPU (--smp)")
+def test_the_init_gets_its_cpuset_cpus_not_the_runtimes(sampan: Runtime,
+                                                        bundle: Bundle) -> None:
+    """The runtime pinned to the first CPU (it forks the init apart from it, then resets
+    it): the init runs where its cpuset allows, on every CPU without one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    bundle.set_args(*GREP_CPUS)
+    plain = run_pinned(sampan, bundle, {cpus[0]}, timeout=TIMEOUT)
+    assert plain.returncode == 0, plain.stderr
+    assert cpus_allowed(plain.stdout) == f"{cpus[0]}-{cpus[-1]}"
+    bundle.spec["linux"]["resources"] = {"cpu": {"cpus": str(cpus[1]), "mems": "0"}}
+    bundle.id += "b"
+    pinned = run_pinned(sampan, bundle, {cpus[0]}, timeout=TIMEOUT)
+    assert pinned.returncode == 0, pinned.stderr
+    assert cpus_allowed(pinned.stdout) == str(cpus[1])

@@ -323,7 +323,8 @@ def _exec(rt: Any, args: SimpleNamespace) -> int:
                        no_new_privileges=args.no_new_privs or base.no_new_privileges,
                        apparmor_profile=args.apparmor or base.apparmor_profile,
                        oom_score_adj=base.oom_score_adj,
-                       selinux_label=args.process_label or base.selinux_label)
+                       selinux_label=args.process_label or base.selinux_label,
+                       exec_cpu_affinity=base.exec_cpu_affinity)
     if not proc.args:
         raise ConfigError("process.args: must contain at least the program to run")
     started = rt.exec(args.id, proc, console_socket=args.console_socket,

@@ -9,15 +9,18 @@
  *
  *   syscall(nr, *args) -> int   the call's result, or -errno (the kernel's own convention)
  *   address(buffer) -> int      where a buffer's bytes are, for pointers inside structs
+ *   getcpu() -> int             the CPU this thread runs on, read without a system call
  *
  * An argument is an int (a C long), None (NULL) or any object with the buffer protocol
  * (bytes, bytearray): a pointer to its bytes, held for the duration of the call. bytes
  * objects end with a NUL byte, so they serve as C strings. The GIL is released during the
  * call, as ctypes does.
  */
+#define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <sched.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 
@@ -86,11 +89,23 @@ static PyObject *sys_address(PyObject *Py_UNUSED(module), PyObject *arg)
     return PyLong_FromVoidPtr(where);
 }
 
+/* sched_getcpu(3) reads the vDSO (or rseq): getcpu(2) through syscall() would be a system
+ * call, and the return from one is where the kernel may switch to a task it just woke,
+ * which is the moment runtime/affinity.py measures from. */
+static PyObject *sys_getcpu(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(noargs))
+{
+    int cpu = sched_getcpu();
+    if (cpu < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(cpu);
+}
+
 static PyMethodDef methods[] = {
     {"syscall", (PyCFunction)(void (*)(void))sys_syscall, METH_FASTCALL,
      "syscall(nr, *args) -> result, or -errno"},
     {"address", sys_address, METH_O,
      "address(buffer) -> the address of its bytes (valid while the buffer lives)"},
+    {"getcpu", sys_getcpu, METH_NOARGS, "getcpu() -> the CPU this thread runs on"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,11 +12,11 @@ import os
 import struct
 
 try:  # built by setup.py (scripts/install.sh has the compiler): no ctypes at start-up
-    from ._syscall import address, syscall
+    from ._syscall import address, getcpu, syscall
 except ImportError:  # an install without a C compiler: about 4 ms more per runtime start
-    from ._ctypes_syscall import address, syscall
+    from ._ctypes_syscall import address, getcpu, syscall
 
-__all__ = ["address", "syscall"]
+__all__ = ["address", "getcpu", "syscall"]
 
 # Namespace clone flags (linux/sched.h).
 CLONE_NEWTIME = 0x00000080

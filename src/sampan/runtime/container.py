@@ -29,7 +29,7 @@ from ..oci.spec import (
     Spec,
     parse_spec,
 )
-from . import process, warmup
+from . import affinity, process, warmup
 from .channel import Channel, ChannelClosed, SetupError
 from .context import InitContext, fork_init, fork_stage1, single_fork
 from .devices import device_rules
@@ -246,6 +246,7 @@ class Runtime:
                 raise ContainerError(f"--console-socket {console_socket}: "
                                      f"{exc.strerror}") from None
             ctx.console_fd = console.fileno()
+        initial, final = affinity.requested(ctx.process, ctx.is_exec)
         parent, child = Channel.pair()
         ctx.channel = child
         # stage 1 only when needed (context.single_fork); without it, the init is ours at once
@@ -260,6 +261,8 @@ class Runtime:
             console.close()
         let_go = False
         try:
+            if initial is not None:
+                affinity.apply(stage1 or pid, initial, "process.execCPUAffinity.initial")
             if stage1:
                 if not ctx.is_exec and not ctx.placed_late:
                     assert cgroup is not None
@@ -285,11 +288,15 @@ class Runtime:
                 assert cgroup is not None
                 try:
                     cgroup.apply(pid)
+                    if final is not None:
+                        affinity.apply(pid, final, "process.execCPUAffinity.final")
                     parent.send("placed")
                     warmup.release()
                 except (OSError, CgroupError):
                     _raise_reported(parent)
                     raise
+            elif final is not None:  # (born in the cgroup: stage 1 was placed)
+                affinity.apply(pid, final, "process.execCPUAffinity.final")
             started = Started(pid)
             while True:
                 message, fds = parent.expect("hooks", "pty", "ready")

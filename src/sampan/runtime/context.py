@@ -11,6 +11,7 @@ import os
 
 from ..kernel import syscalls as k
 from ..oci.record import field, record
+from .affinity import fork_apart
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def fork_init(ctx: InitContext, runtime_end: Channel) -> int:
     try:
         if own >= 0:
             k.unshare(k.CLONE_NEWPID)
-        pid = os.fork()
+        pid = fork_apart()
         if pid == 0:
             _in_child(ctx, runtime_end, stage1=False)
         return pid
@@ -81,7 +82,7 @@ def fork_init(ctx: InitContext, runtime_end: Channel) -> int:
 
 def fork_stage1(ctx: InitContext, runtime_end: Channel) -> int:
     """Fork stage 1 (init.run_stage1), which enters the namespaces and forks the init."""
-    pid = os.fork()
+    pid = fork_apart()
     if pid == 0:
         _in_child(ctx, runtime_end, stage1=True)
     return pid
