@@ -77,16 +77,21 @@ def test_the_init_is_not_pinned_where_the_runtime_is(sampan: Runtime, bundle: Bu
 
 
 @two_cpus
-def test_the_init_gets_the_cpus_of_its_cpuset(sampan: Runtime, bundle: Bundle) -> None:
-    """Reset to every CPU, which the kernel narrows to the cgroup's: here one the runtime
-    itself may not use."""
+@pytest.mark.parametrize("runtime_cpus", ["first", "all"])
+def test_the_init_gets_the_cpus_of_its_cpuset(sampan: Runtime, bundle: Bundle,
+                                              runtime_cpus: str) -> None:
+    """Reset to every CPU, which the kernel narrows to the cgroup's: one the runtime may
+    not use; or, with a runtime on every CPU, each CPU in turn (one of them the CPU the
+    init was forked apart from)."""
     bundle.set_args(*GREP_CPUS)
     bundle.spec["linux"]["cgroupsPath"] = f"sampan-test/{bundle.id}"
-    bundle.spec["linux"].setdefault("resources", {})["cpu"] = {"cpus": str(CPUS[1]),
-                                                               "mems": "0"}
-    result = run_pinned(sampan, bundle, {CPUS[0]})
-    assert result.returncode == 0, result.stderr
-    assert cpus_allowed(result.stdout) == str(CPUS[1])
+    for cpu in CPUS[1:2] if runtime_cpus == "first" else CPUS:
+        bundle.spec["linux"].setdefault("resources", {})["cpu"] = {"cpus": str(cpu),
+                                                                   "mems": "0"}
+        result = run_pinned(sampan, bundle, {CPUS[0]} if runtime_cpus == "first" else
+                            set(CPUS))
+        assert result.returncode == 0, result.stderr
+        assert cpus_allowed(result.stdout) == str(cpu)
 
 
 def _exec(sampan: Runtime, bundle: Bundle, tmp_path, cpu_affinity: dict[str, str] | None,
