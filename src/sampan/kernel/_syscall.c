@@ -89,9 +89,9 @@ static PyObject *sys_address(PyObject *Py_UNUSED(module), PyObject *arg)
     return PyLong_FromVoidPtr(where);
 }
 
-/* sched_getcpu(3) reads the vDSO (or rseq): getcpu(2) through syscall() would be a system
- * call, and the return from one is where the kernel may switch to a task it just woke,
- * which is the moment runtime/affinity.py measures from. */
+/* sched_getcpu(3) reads the vDSO (or rseq). getcpu(2) through syscall() would be a system
+ * call, and the return from one is where the kernel may switch to the child just forked
+ * onto this CPU, before runtime/affinity.py has moved it elsewhere. */
 static PyObject *sys_getcpu(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(noargs))
 {
     int cpu = sched_getcpu();
