@@ -74,6 +74,8 @@ class Runtime:
         # the cgroups this instance created: `run` looks its container's up again for the
         # OOM check and the delete, and finding the hierarchies means reading mountinfo
         self._created: dict[str, Cgroup] = {}
+        # ... and the records: `run` starts the container it has just created
+        self._records: dict[str, ContainerRecord] = {}
 
     # ---- queries -------------------------------------------------------------------
 
@@ -179,13 +181,19 @@ class Runtime:
             # nor with hooks (their messages would cross "created" and "placed").
             ctx.placed_late = not (ctx.userns or spec.hooks
                                    or ctx.new_namespaces & k.CLONE_NEWCGROUP)
+
+            def placed(pid: int) -> None:
+                """The record as `start` will find it, written while the init finishes its
+                set-up; put in place once it is ready (runc's "created" state)."""
+                record.pid, record.pid_start = pid, pid_start_time(pid)
+                self.store.stage(record)
+
             started = self._spawn(ctx, None, console_socket, preserve_fds,
                                   lambda pid: self._before_pivot(record, spec, pid),
-                                  make_cgroup)
+                                  make_cgroup, placed)
             os.close(fifo_fd)
-            record.pid = started.pid
-            record.pid_start = pid_start_time(started.pid)
-            self.store.save(record)
+            self.store.publish(container_id)
+            self._records[container_id] = record
             if pid_file:
                 _write_pid_file(pid_file, started.pid)
             return started
@@ -219,7 +227,7 @@ class Runtime:
     def _spawn(self, ctx: InitContext, cgroup: Cgroup | None, console_socket: str | None,
                preserve_fds: int, on_hooks: Callable[[int], None],
                make_cgroup: Callable[[], tuple[Cgroup, Callable[[], None]]] | None = None,
-               ) -> Started:
+               on_placed: Callable[[int], None] | None = None) -> Started:
         """Fork the init (through stage 1 where needed), answer its requests, and return
         its pid once it is ready.
 
@@ -270,7 +278,7 @@ class Runtime:
                 parent.send("go")
                 let_go = True
                 if not ctx.is_exec and not ctx.placed_late:
-                    warmup.release()  # (its job done: see warmup.py)
+                    warmup.kill()  # (its job done: see warmup.py)
             if make_cgroup is not None and ctx.cgroup_pending:
                 cgroup, finish = make_cgroup()
                 parent.send("created", mounts=cgroup.mount_sources())
@@ -291,12 +299,14 @@ class Runtime:
                     if final is not None:
                         affinity.apply(pid, final, "process.execCPUAffinity.final")
                     parent.send("placed")
-                    warmup.release()
+                    warmup.kill()
                 except (OSError, CgroupError):
                     _raise_reported(parent)
                     raise
             elif final is not None:  # (born in the cgroup: stage 1 was placed)
                 affinity.apply(pid, final, "process.execCPUAffinity.final")
+            if on_placed is not None:
+                on_placed(pid)
             started = Started(pid)
             while True:
                 message, fds = parent.expect("hooks", "pty", "ready")
@@ -333,7 +343,9 @@ class Runtime:
             raise ConfigError(str(exc)) from None
 
     def start(self, container_id: str) -> None:
-        record = self.store.load(container_id)
+        record = self._records.pop(container_id, None)
+        if record is None:
+            record = self.store.load(container_id)
         status = self.status(record)
         if status != CREATED:
             raise ContainerError(f"cannot start a container that has {status}"

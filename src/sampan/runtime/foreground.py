@@ -17,6 +17,7 @@ import sys
 
 from ..kernel import signals as signal
 from ..kernel import syscalls as k
+from . import warmup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def wait(pid: int, pty_master: int = -1) -> int:
     # it all (about 1 ms, in the middle of the container's start).
     gc.freeze()
     gc.enable()
+    warmup.release()  # (killed once the init was placed)
     pidfd = k.pidfd_open(pid)
     rsig, wsig = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(wsig)
