@@ -54,10 +54,9 @@ def interleave(case: str, contenders: Mapping[str, Callable[[], object]], reps: 
             fn()
     names = list(contenders)
     for rep in range(reps):
-        # With a fixed order runc always ran right after sampan-runtime, and found the
-        # cgroup lock its launcher had warmed: its write skipped the grace period that it
-        # waits for after a runc run (fixed order 1.01x, this order 0.95x, blocks of ten
-        # runs of each 0.92x, in one hour).
+        # With a fixed order runc always ran right after sampan-runtime, and what a run
+        # leaves behind carries over unequally: fixed order 1.01x, reversed 0.99x, this
+        # order 0.95x, blocks of ten runs of each 0.92x, in one hour (README).
         for name in names if rep % 2 == 0 else names[::-1]:
             t0 = time.perf_counter()
             contenders[name]()
