@@ -156,3 +156,34 @@ def test_docker_py_lifecycle(docker_client: object) -> None:
         assert c.status == "exited"
     finally:
         c.remove(force=True)
+
+
+def _cpus_of_init(daemon: Daemon, name: str) -> str:
+    status = daemon.ok("exec", name, "cat", "/proc/1/status")
+    return next(line.split(":", 1)[1].strip() for line in status.splitlines()
+                if line.startswith("Cpus_allowed_list:"))
+
+
+def test_cpuset_cpus_places_the_container_and_follows_update(daemon: Daemon) -> None:
+    """The init runs where its cpuset allows, and only there; widened by `update`, it may
+    run on every CPU (the runtime forks it apart from its own CPU, then resets it to every
+    CPU: a mask left at "all but the runtime's" would not widen)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        import pytest
+
+        pytest.skip("needs two CPUs")
+    every = f"{cpus[0]}-{cpus[-1]}"
+    plain = daemon.ok("run", "--rm", "busybox", "grep", "Cpus_allowed_list", "/proc/self/status")
+    assert plain.split()[-1] == every
+    name = unique("c")
+    daemon.ok("run", "-d", "--name", name, "--cpuset-cpus", str(cpus[1]), "busybox",
+              "sleep", "600")
+    try:
+        assert _cpus_of_init(daemon, name) == str(cpus[1])
+        daemon.ok("update", "--cpuset-cpus", every, name)
+        assert _cpus_of_init(daemon, name) == every
+        daemon.ok("update", "--cpuset-cpus", str(cpus[0]), name)
+        assert _cpus_of_init(daemon, name) == str(cpus[0])
+    finally:
+        daemon.ok("rm", "-f", name)
