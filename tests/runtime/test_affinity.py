@@ -69,7 +69,11 @@ def test_a_child_keeps_our_only_cpu() -> None:
 
 
 @two_cpus
-def test_the_init_is_not_pinned_where_the_runtime_is(sampan: Runtime, bundle: Bundle) -> None:
+@pytest.mark.parametrize("uid", [0, 65534], ids=["root", "nobody"])
+def test_the_init_is_not_pinned_where_the_runtime_is(sampan: Runtime, bundle: Bundle,
+                                                     uid: int) -> None:
+    """Also for an init that has become another user by the time the runtime resets it."""
+    bundle.spec["process"]["user"] = {"uid": uid, "gid": uid}
     bundle.set_args(*GREP_CPUS)
     result = run_pinned(sampan, bundle, {CPUS[0]})
     assert result.returncode == 0, result.stderr
