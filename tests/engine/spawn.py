@@ -44,14 +44,22 @@ class Spawned(Daemon):
         self.launch(**popen)
         assert self.proc is not None
         deadline = time.monotonic() + 30
+        failures: list[str] = []
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sampand exited: {self.log_text()}")
-            with contextlib.suppress(httpx.HTTPError, OSError):
-                if ready() if ready else self.http().get("/_ping").status_code == 200:
+            try:
+                if ready() if ready else self.http(timeout=5).get("/_ping").status_code == 200:
                     return
+            except (httpx.HTTPError, OSError) as exc:
+                failures.append(type(exc).__name__)
             time.sleep(0.1)
-        raise RuntimeError(f"sampand did not answer: {self.log_text()}")
+        self.proc.send_signal(signal.SIGUSR1)  # its threads' stacks (cli/daemon.py), logged
+        time.sleep(1)
+        with open(self.log, errors="replace") as f:
+            log = f.read()[-20000:]
+        raise RuntimeError(f"sampand did not answer ({len(failures)} tries: "
+                           f"{sorted(set(failures))}): {log}")
 
 
 def cleanup(d: Daemon) -> None:

@@ -46,3 +46,23 @@ def test_info(daemon: Daemon) -> None:
     assert info["OSType"] == "linux"
     assert info["DockerRootDir"] == daemon.data_root
     assert info["Images"] >= 1
+
+
+def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As dockerd's SIGUSR1 (its goroutines' stacks): what a stuck daemon is doing."""
+    import signal
+    import time
+
+    from .spawn import spawned
+
+    with spawned([]) as d:
+        d.start()
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "Current thread" not in d.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = d.log_text()
+        assert "Current thread" in log and "most recent call first" in log, log
+        assert d.http().get("/_ping").status_code == 200
+        assert d.proc.poll() is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import fcntl
 import logging
 import os
@@ -243,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("sampand: must run as root", file=sys.stderr)
         return 1
+    # As dockerd's SIGUSR1: every thread's stack to the log, the daemon going on; written
+    # by the interpreter's C handler, so it works while the event loop is stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         asyncio.run(serve(config, ns.conmon, ns.config_file or DEFAULT_CONFIG_FILE,
                           _flags(ns)))
