@@ -140,16 +140,42 @@ def _mounts_under(base: str) -> list[str]:
     return sorted((p for p in points if p.startswith(base + "/")), key=len, reverse=True)
 
 
-def _remove_cgroups(parent: str) -> None:
+def _remove_cgroups(parent: str, timeout: float = 10) -> None:
+    """The daemon's cgroup tree, again while a killed container's processes still die."""
     roots = ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", d)
                                   for d in os.listdir("/sys/fs/cgroup")]
-    for root in roots:
-        top = root + parent
-        if not os.path.isdir(top):
-            continue
-        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = False
+        for root in roots:
+            top = root + parent
+            if not os.path.isdir(top):
+                continue
+            for dirpath, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    left = True
+        if not left or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
+def remove_leftovers(d: Daemon) -> None:
+    """What a daemon that could not stop cleanly left: its processes' monitors, mounts and
+    cgroups, and its own default bridge and nft table (named for this daemon alone)."""
+    for pid in _monitors_of(d.base):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for point in _mounts_under(d.base):
+        subprocess.run(["umount", "-l", point], check=False)
+    _remove_cgroups(d.cgroup_parent)
+    if os.path.exists(f"/sys/class/net/{d.bridge}"):
+        subprocess.run(["ip", "link", "del", d.bridge], check=False)
+    for family in ("ip", "ip6"):
+        subprocess.run(["nft", "delete", "table", family, d.nft_table], check=False,
+                       capture_output=True)
+    shutil.rmtree(d.base, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -173,13 +199,7 @@ def started_daemon(cgroup_parent: str | None = None) -> Iterator[Daemon]:
                 if ids:
                     d.docker("rm", "-f", *ids)
         d.stop()
-        for pid in _monitors_of(base):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for point in _mounts_under(base):
-            subprocess.run(["umount", "-l", point], check=False)
-        _remove_cgroups(d.cgroup_parent)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_leftovers(d)
 
 
 # Package-scoped: a daemon outlives its last test only until this directory's tests are

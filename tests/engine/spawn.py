@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import SAMPAND, Daemon, _monitors_of, _mounts_under, _remove_cgroups
+from .conftest import SAMPAND, Daemon, remove_leftovers
 
 
 class Spawned(Daemon):
@@ -75,13 +74,7 @@ def cleanup(d: Daemon) -> None:
         except subprocess.TimeoutExpired:
             d.proc.kill()
             d.proc.wait()
-    for pid in _monitors_of(d.base):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for point in _mounts_under(d.base):
-        subprocess.run(["umount", "-l", point], check=False)
-    _remove_cgroups(d.cgroup_parent)
-    shutil.rmtree(d.base, ignore_errors=True)
+    remove_leftovers(d)
 
 
 @contextlib.contextmanager

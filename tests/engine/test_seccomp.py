@@ -236,7 +236,7 @@ PROBES: list[tuple[str, ...]] = [
 @pytest.fixture(scope="module")
 def dockerd() -> Iterator[Daemon]:
     """Debian's dockerd 20.10 on its own socket, data root and exec root (no networking)."""
-    from .spawn import _monitors_of, _mounts_under, _remove_cgroups
+    from .conftest import _monitors_of, _mounts_under, _remove_cgroups
 
     binary = shutil.which("dockerd")
     if binary is None:
