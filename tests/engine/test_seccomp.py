@@ -236,7 +236,7 @@ PROBES: list[tuple[str, ...]] = [
 @pytest.fixture(scope="module")
 def dockerd() -> Iterator[Daemon]:
     """Debian's dockerd 20.10 on its own socket, data root and exec root (no networking)."""
-    from .conftest import _monitors_of, _mounts_under, _remove_cgroups
+    from .conftest import remove_leftovers
 
     binary = shutil.which("dockerd")
     if binary is None:
@@ -276,13 +276,7 @@ def dockerd() -> Iterator[Daemon]:
                 d.proc.kill()
                 d.proc.wait()
         time.sleep(1)
-        for pid in _monitors_of(base):  # its containerd and shims
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-        for point in _mounts_under(base):
-            subprocess.run(["umount", "-l", point], check=False)
-        _remove_cgroups(d.cgroup_parent)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_leftovers(d)  # its containerd and shims, mounts, cgroups and directory
 
 
 @pytest.mark.peers
