@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 from .conftest import Daemon, unique, until
+from .spawn import Spawned, started
 
 
 def _cgroup_file(daemon: Daemon, cid: str, controller: str, name: str) -> str:
@@ -187,3 +190,29 @@ def test_cpuset_cpus_places_the_container_and_follows_update(daemon: Daemon) -> 
         assert _cpus_of_init(daemon, name) == str(cpus[0])
     finally:
         daemon.ok("rm", "-f", name)
+
+
+def test_a_command_that_ends_during_the_start_starts_then_dies(tmp_path: Path) -> None:
+    """A command that ends before the runtime's start has returned: its exit is handled
+    after the start, so its events come in order (start, die, then destroy for --rm)
+    and nothing of the start is done for a container already removed. The runtime here
+    lingers a second in `start` after the release, which makes that window wide."""
+    runtime = os.path.join(os.path.dirname(sys.executable), "sampan-runtime")
+    slow = tmp_path / "slow-start-runtime"
+    slow.write_text(f'#!/bin/sh\n"{runtime}" "$@" || exit\n'
+                    'case " $* " in *" start "*) sleep 1 ;; esac\n')
+    slow.chmod(0o755)
+    with started(["--add-runtime", f"slowstart={slow}"]) as d:
+        name = unique("c")
+        since = str(time.time())
+        assert d.ok("run", "--rm", "--runtime", "slowstart", "--name", name, "busybox",
+                    "echo", "done") == "done\n"
+        until(lambda: "destroy" in _actions(d, name, since))
+        actions = [a for a in _actions(d, name, since) if a in ("start", "die", "destroy")]
+        assert actions == ["start", "die", "destroy"]
+
+
+def _actions(d: Spawned, name: str, since: str) -> list[str]:
+    out = d.ok("events", "--since", since, "--until", str(time.time()), "--filter",
+               f"container={name}", "--format", "{{.Action}}")
+    return out.split()

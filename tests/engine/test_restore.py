@@ -53,6 +53,28 @@ def test_frozen_behind_the_record_is_found_paused(daemon: Daemon) -> None:
     assert daemon.docker("inspect", name).returncode != 0
 
 
+def test_a_start_cut_short_after_the_release_is_finished(daemon: Daemon) -> None:
+    """sampand killed inside the runtime's start, after the init was released and before
+    exec.fifo was removed: the restarted daemon comes up (it used to wait for ever on the
+    fifo), the container runs on, and the fifo is gone."""
+    name = "t-" + uuid.uuid4().hex[:8]
+    cid = daemon.ok("run", "-d", "--name", name, "busybox", "sleep", "600").strip()
+    pid = daemon.ok("inspect", "--format", "{{.State.Pid}}", name).strip()
+    fifo = os.path.join(daemon.exec_root, "runtime", cid, "exec.fifo")
+    try:
+        daemon.stop(signal.SIGKILL)
+        os.mkfifo(fifo)  # what the cut-short start left
+        daemon.start()
+        assert daemon.ok("inspect", "--format", "{{.State.Status}} {{.State.Pid}}",
+                         name) == f"running {pid}\n"
+        assert not os.path.exists(fifo)
+        assert daemon.ok("exec", name, "echo", "alive") == "alive\n"
+    finally:
+        if daemon.proc is None:
+            daemon.start()
+        daemon.ok("rm", "-f", name)
+
+
 def _runtime() -> str:
     import sys
 

@@ -61,6 +61,58 @@ def test_states_created_running_stopped(sampan: Runtime, bundle: Bundle) -> None
     assert gone.returncode != 0 and "does not exist" in gone.stderr
 
 
+def test_a_start_cut_short_after_the_release_leaves_it_running(
+        sampan: Runtime, bundle: Bundle) -> None:
+    """A start killed between releasing the init (reading exec.fifo) and removing the fifo
+    (sampand runs start in-process: a SIGKILL there) leaves the fifo behind. The container
+    runs: state says so, and a second start refuses at once instead of waiting for ever
+    for a writer that is gone."""
+    bundle.set_args("sh", "-c", "echo released > /tmp/marker; sleep 30")
+    bundle.write()
+    assert sampan("create", "--bundle", bundle.path, bundle.id).returncode == 0
+    fifo = os.path.join(sampan.root, bundle.id, "exec.fifo")
+    fd = os.open(fifo, os.O_RDONLY)  # what start does; then it was killed
+    try:
+        assert os.read(fd, 1) == b"0"
+    finally:
+        os.close(fd)
+    pid = sampan.state(bundle.id)["pid"]
+    deadline = time.monotonic() + 5
+    while not os.path.exists(f"/proc/{pid}/root/tmp/marker") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.path.exists(fifo)
+    assert sampan.state(bundle.id)["status"] == "running"
+    again = sampan("start", bundle.id, timeout=15)
+    assert again.returncode != 0 and "already running" in again.stderr
+    assert sampan("kill", bundle.id, "KILL").returncode == 0
+    assert _wait_status(sampan, bundle.id, "stopped")["status"] == "stopped"
+    assert sampan("delete", bundle.id).returncode == 0
+
+
+def test_start_of_a_container_deleted_as_soon_as_released(
+        sampan: Runtime, bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sampand runs start in a worker thread: a container that exits at once can be deleted
+    (its exit handled on the event loop) before start has removed exec.fifo. The start
+    still succeeded. The delete is put in that window here (it cannot be timed for real)."""
+    from sampan.runtime import container
+    from sampan.runtime.container import Runtime as Library
+
+    bundle.set_args("true")
+    bundle.write()
+    assert sampan("create", "--bundle", bundle.path, bundle.id).returncode == 0
+    library = Library(sampan.root)
+    released = container._await_fifo
+
+    def then_deleted(fifo: str, pid: int) -> None:
+        released(fifo, pid)
+        assert _wait_status(sampan, bundle.id, "stopped")["status"] == "stopped"
+        library.delete(bundle.id)
+
+    monkeypatch.setattr(container, "_await_fifo", then_deleted)
+    library.start(bundle.id)  # no error
+    assert not os.path.exists(os.path.join(sampan.root, bundle.id))
+
+
 def test_duplicate_id_is_refused(sampan: Runtime, bundle: Bundle) -> None:
     bundle.set_args("sleep", "30")
     bundle.write()

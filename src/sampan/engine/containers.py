@@ -27,6 +27,7 @@ from ..cgroups.lockwarm import LockWarmer
 from ..images import ImageNotFound, ImageStore
 from ..images.store import ImageError
 from ..kernel import syscalls as k
+from ..runtime.state import awaits_start
 from ..snapshots import SnapshotError, mount_all, unmount_all, volatile
 from . import health, logs, monitor
 from .attach import Attachment
@@ -83,6 +84,9 @@ class _Live:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     unwatch: Callable[[], None] | None = None  # cancels the watch on the monitor
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    # while a start runs, its outcome (started or not): a command that ends at once has
+    # its exit handled after the start, not in the middle of it
+    started: asyncio.Future[bool] | None = None
     # a `restart` is stopping it: that exit neither removes an AutoRemove container nor
     # unmounts its root filesystem (as dockerd's HasBeenManuallyRestarted)
     restarting_manually: bool = False
@@ -320,6 +324,8 @@ class Containers:
                 # the kernel's cgroup lock kept ready for the runtime's placement of the init
                 with self.cgroup_lock.held():
                     await self._start(c, live)
+                if live.started is not None and not live.started.done():
+                    live.started.set_result(True)
             except Exception as exc:
                 for att in live.pending:
                     att.abandon()
@@ -340,6 +346,9 @@ class Containers:
                 auto_remove = bool(c.host_config.get("AutoRemove"))
             else:
                 return
+            finally:  # (a failed start is handled above, its exit with it)
+                if live.started is not None and not live.started.done():
+                    live.started.set_result(False)
         if auto_remove:  # as dockerd: a container that cannot start is not kept either
             with suppress(EngineError):
                 await self.remove(c.id, force=True, volumes=True)
@@ -409,6 +418,7 @@ class Containers:
         c.state.oom_killed = False
         c.state.started_at = rfc3339()
         self.store.save(c)  # (one save for the monitor, the pid and the state)
+        live.started = asyncio.get_running_loop().create_future()
         self._watch(c)
         await self.runtime_of(c).start(c.id)
         for att in attached:
@@ -452,6 +462,8 @@ class Containers:
         if c is None:
             return
         live = self._live_of(c)
+        if live.started is not None and not await asyncio.shield(live.started):
+            return
         result = monitor.read_exit_code(self.monitors, c.id)
         code, when = result if result is not None else (255, None)
         if result is None and not c.state.error:
@@ -787,13 +799,7 @@ class Containers:
             elif c.state.running and c.monitor.pid and monitor.alive(c.monitor):
                 self._watch(c)
                 self._following(c, adopted=True)
-                if os.path.exists(os.path.join(self.runtime_of(c).root, c.id, "exec.fifo")):
-                    # sampand died between recording the start and the runtime's start:
-                    # finish it, or the container would look running and never run
-                    try:
-                        await self.runtime_of(c).start(c.id)
-                    except EngineError as exc:
-                        log.warning("finishing the start of %s: %s", c.id[:12], exc)
+                await self._finish_start(c)
                 await self._settle_pause(c)
                 log.info("adopted running container %s", c.id[:12])
             elif c.state.running:
@@ -809,6 +815,24 @@ class Containers:
                     c.state.status = "exited"
                 self.restarts.at_daemon_start(c)
                 self.store.save(c)
+
+    async def _finish_start(self, c: Container) -> None:
+        """sampand died during the runtime's start, or between recording the start and
+        it: finish it, or the container would look running and never run. If the init
+        was released already, only the fifo is left to remove (start would wait for ever
+        for a writer that is gone)."""
+        state_dir = os.path.join(self.runtime_of(c).root, c.id)
+        fifo = os.path.join(state_dir, "exec.fifo")
+        if not os.path.exists(fifo):
+            return
+        if not awaits_start(state_dir, c.state.pid):
+            with suppress(FileNotFoundError):
+                os.unlink(fifo)
+            return
+        try:
+            await self.runtime_of(c).start(c.id)
+        except EngineError as exc:
+            log.warning("finishing the start of %s: %s", c.id[:12], exc)
 
     # Pause ---------------------------------------------------------------------------------
 

@@ -353,8 +353,11 @@ class Runtime:
                                  f"cannot start an already {status} container")
         fifo = os.path.join(self.store.dir(container_id), "exec.fifo")
         _await_fifo(fifo, record.pid)
-        os.unlink(fifo)
-        spec_hooks = self._hooks(container_id)
+        try:
+            os.unlink(fifo)
+            spec_hooks = self._hooks(container_id)
+        except FileNotFoundError:  # it ran, exited and was deleted already (by a daemon)
+            return
         if spec_hooks and spec_hooks.poststart:
             from . import hooks
 

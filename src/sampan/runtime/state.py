@@ -139,12 +139,32 @@ def pid_start_time(pid: int) -> int:
     return int(fields[19])
 
 
+def awaits_start(directory: str, pid: int) -> bool:
+    """Whether init ``pid`` still waits for ``start``: exec.fifo is in the container's state
+    directory and the init holds it open (O_PATH). A released init has closed it; a start
+    cut short between the release and the fifo's removal (a daemon killed) leaves the fifo
+    behind, and a new start would wait for ever for a writer that is gone."""
+    try:
+        fifo = os.stat(os.path.join(directory, "exec.fifo"))
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            held = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if (held.st_ino, held.st_dev) == (fifo.st_ino, fifo.st_dev):
+            return True
+    return False
+
+
 def status(store: StateStore, record: ContainerRecord) -> str:
     if record.pid <= 0:
         return CREATING
     if pid_start_time(record.pid) != record.pid_start:
         return STOPPED
-    if os.path.exists(os.path.join(store.dir(record.id), "exec.fifo")):
+    if awaits_start(store.dir(record.id), record.pid):
         return CREATED
     return PAUSED if _frozen(record) else RUNNING
 
