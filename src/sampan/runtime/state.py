@@ -146,7 +146,12 @@ def awaits_start(directory: str, pid: int) -> bool:
     behind, and a new start would wait for ever for a writer that is gone."""
     try:
         fifo = os.stat(os.path.join(directory, "exec.fifo"))
+    except OSError:
+        return False
+    try:
         fds = os.listdir(f"/proc/{pid}/fd")
+    except PermissionError:  # (not ours to look into): the fifo alone says it
+        return True
     except OSError:
         return False
     for fd in fds:
