@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .conftest import Daemon, unique, until
+from .conftest import DOCKER, Daemon, unique, until
 from .spawn import Spawned, started
 
 
@@ -197,11 +198,7 @@ def test_a_command_that_ends_during_the_start_starts_then_dies(tmp_path: Path) -
     after the start, so its events come in order (start, die, then destroy for --rm)
     and nothing of the start is done for a container already removed. The runtime here
     lingers a second in `start` after the release, which makes that window wide."""
-    runtime = os.path.join(os.path.dirname(sys.executable), "sampan-runtime")
-    slow = tmp_path / "slow-start-runtime"
-    slow.write_text(f'#!/bin/sh\n"{runtime}" "$@" || exit\n'
-                    'case " $* " in *" start "*) sleep 1 ;; esac\n')
-    slow.chmod(0o755)
+    slow = _lingering_start(tmp_path, "sleep 1")
     with started(["--add-runtime", f"slowstart={slow}"]) as d:
         name = unique("c")
         since = str(time.time())
@@ -216,3 +213,38 @@ def _actions(d: Spawned, name: str, since: str) -> list[str]:
     out = d.ok("events", "--since", since, "--until", str(time.time()), "--filter",
                f"container={name}", "--format", "{{.Action}}")
     return out.split()
+
+
+def test_rm_f_during_a_start_that_then_fails(tmp_path: Path) -> None:
+    """`rm -f` while the runtime's start is under way, the init already released, and the
+    start then fails: the removal goes on (it waits for the run's end, which the failed
+    start's handling reports) and the start reports its failure."""
+    failing = _lingering_start(tmp_path, "sleep 2; echo 'start failed' >&2; exit 1")
+    with started(["--add-runtime", f"failstart={failing}"]) as d:
+        name = unique("c")
+        d.ok("create", "--runtime", "failstart", "--name", name, "busybox", "sleep", "600")
+        start = subprocess.Popen([DOCKER, "start", name], env=d.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            until(lambda: d.ok("inspect", "--format", "{{.State.Status}}", name) ==
+                  "running\n")
+            removed = d.docker("rm", "-f", name, timeout=40)
+            assert removed.returncode == 0, removed.stderr
+            _, err = start.communicate(timeout=40)
+            assert start.returncode != 0 and "start failed" in err
+            assert d.docker("inspect", name).returncode != 0
+        finally:
+            if start.poll() is None:
+                start.kill()
+                start.wait()
+
+
+def _lingering_start(tmp_path: Path, then: str) -> Path:
+    """A runtime that is sampan-runtime, whose `start` goes on with ``then`` (shell) once
+    the real start has released the init: the window between the two made wide."""
+    runtime = os.path.join(os.path.dirname(sys.executable), "sampan-runtime")
+    path = tmp_path / "lingering-start-runtime"
+    path.write_text(f'#!/bin/sh\n"{runtime}" "$@" || exit\n'
+                    f'case " $* " in *" start "*) {then} ;; esac\n')
+    path.chmod(0o755)
+    return path

@@ -346,9 +346,12 @@ class Containers:
                 auto_remove = bool(c.host_config.get("AutoRemove"))
             else:
                 return
-            finally:  # (a failed start is handled above, its exit with it)
+            finally:
                 if live.started is not None and not live.started.done():
+                    # a failed start is handled above, its exit with it: whoever waits
+                    # for that exit (an `rm -f` during the start) goes on
                     live.started.set_result(False)
+                    live.exited.set()
         if auto_remove:  # as dockerd: a container that cannot start is not kept either
             with suppress(EngineError):
                 await self.remove(c.id, force=True, volumes=True)
