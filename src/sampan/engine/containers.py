@@ -825,12 +825,9 @@ class Containers:
         was released already, only the fifo is left to remove (start would wait for ever
         for a writer that is gone)."""
         state_dir = os.path.join(self.runtime_of(c).root, c.id)
-        fifo = os.path.join(state_dir, "exec.fifo")
-        if not os.path.exists(fifo):
-            return
         if not awaits_start(state_dir, c.state.pid):
             with suppress(FileNotFoundError):
-                os.unlink(fifo)
+                os.unlink(os.path.join(state_dir, "exec.fifo"))
             return
         try:
             await self.runtime_of(c).start(c.id)
